@@ -1,0 +1,84 @@
+"""Plumbing shared by the experiment scripts: config flags, seeds, timing, outputs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+
+from mnist_linear import data, results, tables
+
+
+def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str] | None = None):
+    """(config, out_dir) from the command line: `--out`, `--quick`, one flag per field.
+
+    `--quick` starts from the `quick` overrides; explicit flags apply on top.
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.json, tables and figures")
+    parser.add_argument("--quick", action="store_true", help="tiny settings that run in seconds (the tests)")
+    for field in dataclasses.fields(config_cls):
+        flag, default = "--" + field.name.replace("_", "-"), field.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", type=type(default[0]), default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=None)
+    args = vars(parser.parse_args(argv))
+    config = config_cls(**(quick if args["quick"] else {}))
+    overrides = {f.name: args[f.name] for f in dataclasses.fields(config_cls) if args[f.name] is not None}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(config, **overrides), args["out"]
+
+
+def machine() -> str:
+    """'cpu (AMD EPYC ..., 2 cores)' or the accelerator's name, for table notes."""
+    env = results.environment()
+    if env["platform"] == "cpu":
+        return f"CPU ({env['processor']}, {env['cpu_count']} cores)"
+    return f"{env['device_count']}× {env['device_kind']}"
+
+
+def seed_keys(seed: int, count: int) -> jax.Array:
+    """`count` independent keys `(count,)`; model s always gets key s."""
+    return jax.random.split(jax.random.key(seed), count)
+
+
+def compile_and_run(jitted, *args, **kwargs):
+    """(outputs, {"compile_s", "run_s"}): compile and execution timed apart."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args, **kwargs).compile()
+    compiled_at = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    done = time.perf_counter()
+    return out, {"compile_s": compiled_at - start, "run_s": done - compiled_at}
+
+
+def write_outputs(
+    out: Path,
+    *,
+    experiment: str,
+    config,
+    dataset: data.Dataset,
+    records: list[dict],
+    table_list: Sequence[tables.Table],
+    **extra,
+) -> dict:
+    """Writes results.json, table.md and table.tex into `out`; returns the JSON object."""
+    summary = {
+        "experiment": experiment,
+        "config": dataclasses.asdict(config),
+        "environment": results.environment(),
+        "dataset": {"name": dataset.name, "md5": dataset.md5, "folder": str(dataset.folder)},
+        **extra,
+        "records": records,
+    }
+    results.write_json(out / "results.json", summary)
+    results.write_text(out / "table.md", "\n".join(t.markdown() for t in table_list))
+    results.write_text(out / "table.tex", "\n".join(t.latex() for t in table_list))
+    return summary

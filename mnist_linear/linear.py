@@ -1,0 +1,31 @@
+"""The linear model: `logits = x @ w + b` over the flattened pixels.
+
+Each column of `w`, reshaped to the image, is the template of one class.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+
+
+def init(key: jax.Array, num_pixels: int = 784, num_outputs: int = 10, scale: float = 0.01) -> Params:
+    """`{"w": (num_pixels, num_outputs), "b": (num_outputs,)}`: w ~ N(0, scale²), b = 0."""
+    return {
+        "w": scale * jax.random.normal(key, (num_pixels, num_outputs), jnp.float32),
+        "b": jnp.zeros((num_outputs,), jnp.float32),
+    }
+
+
+def logits(params: Params, images: jax.Array) -> jax.Array:
+    """Float images `(..., H, W)` with H·W = num_pixels -> `(..., num_outputs)`."""
+    pixels = images.reshape(*images.shape[:-2], -1)
+    scores = pixels @ params["w"]
+    return scores + jnp.broadcast_to(params["b"], scores.shape)  # explicit: rank promotion raises
+
+
+def templates(params: Params, image_shape: tuple[int, int] = (28, 28)) -> jax.Array:
+    """The columns of `w` as images: `(num_outputs, H, W)`."""
+    return params["w"].T.reshape(-1, *image_shape)

@@ -1,0 +1,68 @@
+"""Figures: templates and heatmaps, written atomically as PNG."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures go to files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnist_linear import results  # noqa: E402
+
+
+def templates(
+    images,
+    labels: Sequence[str],
+    path: str | os.PathLike,
+    title: str = "",
+    columns: int | None = None,
+) -> None:
+    """A grid of templates `(K, H, W)`, diverging colormap centred at 0, one label each."""
+    images = np.asarray(images)
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    limit = float(np.abs(images).max()) or 1.0
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels):
+        shown = ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(label, fontsize=9)
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="weight")
+    if title:
+        figure.suptitle(title)
+    results.save_figure(figure, path)
+    plt.close(figure)
+
+
+def heatmap(
+    values,
+    x_ticks: Sequence,
+    y_ticks: Sequence,
+    path: str | os.PathLike,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str = "",
+    colorbar_label: str = "accuracy (%)",
+) -> None:
+    """A heatmap of `values` `(len(y_ticks), len(x_ticks))`, each cell annotated."""
+    values = np.asarray(values)
+    figure, ax = plt.subplots(figsize=(0.55 * len(x_ticks) + 2.5, 0.5 * len(y_ticks) + 1.5))
+    shown = ax.imshow(values, cmap="viridis", origin="upper")
+    ax.set_xticks(range(len(x_ticks)), [str(t) for t in x_ticks])
+    ax.set_yticks(range(len(y_ticks)), [str(t) for t in y_ticks])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    middle = (values.max() + values.min()) / 2
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="black" if v > middle else "white")
+    figure.colorbar(shown, ax=ax, label=colorbar_label)
+    if title:
+        ax.set_title(title)
+    results.save_figure(figure, path)
+    plt.close(figure)

@@ -1,0 +1,35 @@
+"""Summaries across seeds: mean, standard deviation, Student-t confidence intervals."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+
+class Summary(NamedTuple):
+    mean: float
+    std: float  # sample standard deviation (ddof=1); 0 for a single value
+    ci_low: float  # 95% Student-t interval for the mean
+    ci_high: float
+    n: int
+
+
+def summarize(values, confidence: float = 0.95) -> Summary:
+    """Mean ± std and the t-interval of `values` `(n,)` (finite values only)."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"summarize needs a non-empty 1-d array, got shape {values.shape}.")
+    n = values.size
+    mean = float(values.mean())
+    if n == 1:
+        return Summary(mean, 0.0, mean, mean, 1)
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
+    return Summary(mean, std, mean - half, mean + half, n)
+
+
+def welch_t_test(a, b) -> float:
+    """Two-sided p-value of Welch's t-test that `a` and `b` have equal means."""
+    return float(stats.ttest_ind(np.asarray(a), np.asarray(b), equal_var=False).pvalue)

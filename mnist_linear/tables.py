@@ -1,0 +1,57 @@
+"""Paper-style tables, rendered as Markdown and LaTeX from the same rows."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from mnist_linear.stats import Summary
+
+
+class Table(NamedTuple):
+    caption: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()
+
+    def markdown(self) -> str:
+        lines = [f"**{self.caption}**", "", _md_row(self.header), _md_row(["---"] * len(self.header))]
+        lines += [_md_row(row) for row in self.rows]
+        lines += [""] + [f"{note}" for note in self.notes] if self.notes else []
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        lines = [
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\begin{tabular}{" + "l" + "r" * (len(self.header) - 1) + "}",
+            r"\toprule",
+            " & ".join(_tex(h) for h in self.header) + r" \\",
+            r"\midrule",
+        ]
+        lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        caption = " ".join([self.caption, *self.notes])
+        lines += [r"\caption{" + _tex(caption) + "}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+
+
+def _md_row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+_TEX_ESCAPES = {"%": r"\%", "&": r"\&", "_": r"\_", "#": r"\#", "±": r"$\pm$", "×": r"$\times$",
+                "–": "--", "—": "---", "†": r"$^\dagger$"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(c, c) for c in text)
+
+
+def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
+    """'92.61 ± 0.05' (percent by default)."""
+    return f"{s.mean * scale:.{digits}f} ± {s.std * scale:.{digits}f}"
+
+
+def interval(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
+    """'[92.57, 92.65]'."""
+    return f"[{s.ci_low * scale:.{digits}f}, {s.ci_high * scale:.{digits}f}]"

@@ -1,0 +1,187 @@
+"""The one training loop: a jitted optax step, epochs as `lax.scan`, seeds as `vmap`.
+
+The whole training set lives on the device as uint8; each step gathers its
+batch by index and converts it to float, so there is no host transfer per step
+and no Python loop per step or per epoch. Every model is a pair of pure
+functions (`Model`) and every loss a function `(outputs, targets) -> scalar`,
+so the same loop trains the classifiers and the regression head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mnist_linear import data, metrics
+
+Params = dict
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+# (key, float images (B, H, W)) -> float images (B, H', W'): augmentation or resizing per batch.
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class Model(NamedTuple):
+    """A model as two pure functions over a pytree of parameters."""
+
+    init: Callable[[jax.Array], Params]  # key -> params
+    logits: Callable[[Params, jax.Array], jax.Array]  # params, (..., H, W) -> (..., C)
+
+
+class Hyperparams(NamedTuple):
+    """Hyperparameters that are arrays, so a grid of them is one `vmap`, not a recompile."""
+
+    learning_rate: jax.Array | float
+    weight_decay: jax.Array | float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    momentum: float = 0.9
+    schedule: str = "cosine"  # "cosine" decays the learning rate to 0; "constant" keeps it
+
+
+def make_optimizer(hparams: Hyperparams, momentum: float, schedule: optax.Schedule | None = None):
+    """SGD with momentum and L2 weight decay; `hparams` are injected as state."""
+
+    @optax.inject_hyperparams
+    def sgd(learning_rate, weight_decay):
+        return optax.chain(
+            optax.add_decayed_weights(weight_decay),
+            optax.sgd(learning_rate, momentum=momentum or None),
+        )
+
+    optimizer = sgd(learning_rate=hparams.learning_rate, weight_decay=hparams.weight_decay)
+    if schedule is None:
+        return optimizer
+    return optax.chain(optimizer, optax.scale_by_schedule(schedule))
+
+
+def make_update_step(logits_fn, loss_fn: LossFn, optimizer: optax.GradientTransformation):
+    """A pure, jitted `(params, opt_state, images, targets) -> (params, opt_state, metrics)`."""
+
+    def loss(params, images, targets):
+        return loss_fn(logits_fn(params, images), targets)
+
+    @jax.jit
+    def update_step(params, opt_state, images, targets):
+        value, grads = jax.value_and_grad(loss)(params, images, targets)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, {"loss": value, "grad_norm": optax.tree.norm(grads)}
+
+    return update_step
+
+
+class TrainLog(NamedTuple):
+    loss: jax.Array  # (epochs,) mean training loss of each epoch
+    diverged: jax.Array  # () bool: a loss or parameter became inf or nan
+
+
+def train(
+    key: jax.Array,
+    images: jax.Array,
+    targets: jax.Array,
+    hparams: Hyperparams,
+    *,
+    model: Model,
+    loss_fn: LossFn,
+    config: TrainConfig,
+    augment: Augment | None = None,
+) -> tuple[Params, TrainLog]:
+    """Trains one model from `key`. Pure: wrap it in `jit` and `vmap` as needed.
+
+    images: `(N, H, W)` uint8, targets: `(N,)` labels or `(N, T)` regression targets.
+    Each epoch visits a fresh permutation in `N // batch_size` full batches; the
+    few examples left over differ from epoch to epoch.
+    """
+    num_examples = images.shape[0]
+    steps = num_examples // config.batch_size
+    if steps == 0:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {num_examples} training examples.")
+    schedule = None
+    if config.schedule == "cosine":
+        schedule = optax.cosine_decay_schedule(1.0, steps * config.epochs)
+    elif config.schedule != "constant":
+        raise ValueError(f"Unknown schedule {config.schedule!r}; choose 'cosine' or 'constant'.")
+    optimizer = make_optimizer(hparams, config.momentum, schedule)
+    update_step = make_update_step(model.logits, loss_fn, optimizer)
+
+    init_key, data_key = jax.random.split(key)
+    params = model.init(init_key)
+    opt_state = optimizer.init(params)
+
+    def batch_step(carry, batch):
+        params, opt_state = carry
+        indices, augment_key = batch
+        x = data.to_float(images[indices])
+        if augment is not None:
+            x = augment(augment_key, x)
+        params, opt_state, step_metrics = update_step(params, opt_state, x, targets[indices])
+        return (params, opt_state), step_metrics["loss"]
+
+    def epoch(carry, epoch_key):
+        order_key, augment_key = jax.random.split(epoch_key)
+        order = jax.random.permutation(order_key, num_examples)[: steps * config.batch_size]
+        batches = (order.reshape(steps, config.batch_size), jax.random.split(augment_key, steps))
+        carry, losses = jax.lax.scan(batch_step, carry, batches)
+        return carry, losses.mean()
+
+    (params, _), epoch_loss = jax.lax.scan(
+        epoch, (params, opt_state), jax.random.split(data_key, config.epochs)
+    )
+    finite = jnp.isfinite(epoch_loss).all() & jax.tree.reduce(
+        jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), params)
+    )
+    return params, TrainLog(epoch_loss, ~finite)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss_fn", "config", "augment"))
+def train_seeds(keys, images, targets, hparams, *, model, loss_fn, config, augment=None):
+    """`train` vmapped over keys `(S, ...)`: S models in one compiled program."""
+    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment)
+    return jax.vmap(run, in_axes=(0, None, None, None))(keys, images, targets, hparams)
+
+
+def predictions(
+    logits_fn,
+    params: Params,
+    images: jax.Array,
+    *,
+    batch_size: int = 1000,
+    transform: Callable | None = None,
+    per_example: tuple[jax.Array, ...] = (),
+) -> jax.Array:
+    """Predicted class of every image: uint8 `(N, H, W)` -> int32 `(N,)`.
+
+    Runs in chunks of `batch_size` (the last one padded, then cut off), so all
+    N images are scored. `transform(x, *per_example_chunk)` maps each float
+    chunk before the model: a shift, say, with per-image arguments in `per_example`.
+    """
+    num_examples = images.shape[0]
+    chunks = -(-num_examples // batch_size)
+    pad = chunks * batch_size - num_examples
+
+    def chunked(a):
+        a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+        return a.reshape(chunks, batch_size, *a.shape[1:])
+
+    def predict_chunk(args):
+        x = data.to_float(args[0])
+        if transform is not None:
+            x = transform(x, *args[1:])
+        return metrics.predict(logits_fn(params, x))
+
+    out = jax.lax.map(predict_chunk, tuple(chunked(a) for a in (images, *per_example)))
+    return out.reshape(-1)[:num_examples]
+
+
+def count_correct(logits_fn, params, images, labels, **kwargs) -> jax.Array:
+    """Number of correctly classified images among all N: int32 scalar."""
+    return jnp.sum(predictions(logits_fn, params, images, **kwargs) == labels)
