@@ -77,6 +77,35 @@ def training_split(config: Config, dataset: data.Dataset) -> data.Split:
     return data.Split(dataset.train.images[:n], dataset.train.labels[:n])
 
 
+def make_table(written: dict) -> tables.Table:
+    """The baseline table, from the contents of results.json alone."""
+    config, summary, timing = written["config"], written["summary"], written["timing"]
+    accuracy = stats.Summary(**summary["test_accuracy"])
+    error = stats.Summary(**summary["test_error"])
+    seeds = f"{accuracy.n} seeds" + (f", {summary['diverged_seeds']} diverged and excluded"
+                                     if summary["diverged_seeds"] else "")
+    return tables.Table(
+        caption=f"Linear softmax on {config['dataset']}: all {summary['test_examples']:,} test images, "
+                "mean ± std over seeds.",
+        header=("model", "parameters", "test accuracy (%)", "test error (%)", "95% CI of accuracy (%)",
+                "train time"),
+        rows=(
+            (f"linear softmax, ours ({seeds})", f"{summary['parameters']:,}", tables.mean_std(accuracy),
+             tables.mean_std(error), tables.interval(accuracy),
+             f"{timing['run_s']:.1f} s for all seeds (+{timing['compile_s']:.1f} s compile)"),
+            *((name, n, "—", err, "—", "—") for name, n, err in LITERATURE[config["dataset"]]),
+        ),
+        notes=(
+            f"Tuned on a validation split (last {config['num_validation']:,} training images): "
+            f"learning rate {written['tuned']['learning_rate']:g}, weight decay {written['tuned']['weight_decay']:g}; "
+            f"SGD, momentum {config['momentum']}, batch {config['batch_size']}, epochs {config['epochs']}, "
+            f"{config['schedule']} schedule, {summary['train_examples']:,} training images. "
+            f"Ran on {experiment.machine(written['environment'])}.",
+            *(["† Reported in the literature (error only), not run here."] if LITERATURE[config["dataset"]] else []),
+        ),
+    )
+
+
 def main(argv=None) -> dict:
     config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
     dataset = data.load(config.dataset, source=config.source)
@@ -106,44 +135,29 @@ def main(argv=None) -> dict:
     ok = ~diverged
     if not ok.any():
         raise FloatingPointError("Every seed diverged; see results of the grid and lower the learning rate.")
-    accuracy = stats.summarize(correct[ok] / total)
-    error = stats.summarize(1 - correct[ok] / total)
-    num_params = sum(int(np.prod(p.shape[1:])) for p in jax.tree.leaves(params))
-
-    seeds_note = f"{ok.sum()} seeds" + (f", {(~ok).sum()} diverged and excluded" if (~ok).any() else "")
-    table = tables.Table(
-        caption=f"Linear softmax on {config.dataset}: test set ({total:,} images), mean ± std over seeds.",
-        header=("model", "parameters", "test accuracy (%)", "test error (%)", "95% CI of accuracy (%)",
-                "train time"),
-        rows=(
-            (f"linear softmax, ours ({seeds_note})", f"{num_params:,}", tables.mean_std(accuracy),
-             tables.mean_std(error), tables.interval(accuracy),
-             f"{timing['run_s']:.1f} s for all seeds (+{timing['compile_s']:.1f} s compile)"),
-            *((name, n, "—", err, "—", "—") for name, n, err in LITERATURE[config.dataset]),
-        ),
-        notes=(
-            f"Tuned on a validation split (last {config.num_validation:,} training images): "
-            f"learning rate {best.learning_rate:g}, weight decay {best.weight_decay:g}; "
-            f"SGD, momentum {config.momentum}, batch {config.batch_size}, epochs {config.epochs}, "
-            f"{config.schedule} schedule, {len(train_split.labels):,} training images. "
-            f"Ran on {experiment.machine()}.",
-            "† Reported in the literature (error only), not run here.",
-        ),
-    )
-    print(table.markdown())
-
+    summary = {
+        "test_accuracy": stats.summarize(correct[ok] / total)._asdict(),
+        "test_error": stats.summarize(1 - correct[ok] / total)._asdict(),
+        "parameters": sum(int(np.prod(p.shape[1:])) for p in jax.tree.leaves(params)),
+        "diverged_seeds": int((~ok).sum()),
+        "train_examples": len(train_split.labels),
+        "test_examples": total,
+    }
     out.mkdir(parents=True, exist_ok=True)
     results.save_params(out / "params.npz", params)
     plots.templates(
         linear.templates(jax.tree.map(lambda p: p[0], params)), data.SOURCES[config.dataset].classes,
         out / "templates.png", title=f"Templates of the linear model on {config.dataset} (seed 0): columns of w",
     )
-    return experiment.write_outputs(
-        out, experiment="baseline", config=config, dataset=dataset, records=records, table_list=[table],
+    written = experiment.write_outputs(
+        out, experiment="baseline", config=config, dataset=dataset, records=records,
         tuned={"learning_rate": best.learning_rate, "weight_decay": best.weight_decay},
-        tuning=grid.records(), timing=timing,
-        summary={"test_accuracy": accuracy._asdict(), "test_error": error._asdict(), "parameters": num_params},
+        tuning=grid.records(), timing=timing, summary=summary,
     )
+    table = make_table(written)
+    experiment.write_tables(out, [table])
+    print(table.markdown())
+    return written
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,9 +37,8 @@ def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str
     return dataclasses.replace(config, **overrides), args["out"]
 
 
-def machine() -> str:
-    """'cpu (AMD EPYC ..., 2 cores)' or the accelerator's name, for table notes."""
-    env = results.environment()
+def machine(env: dict) -> str:
+    """'CPU (AMD EPYC ..., 2 cores)' or the accelerator's name, from `results.environment()`."""
     if env["platform"] == "cpu":
         return f"CPU ({env['processor']}, {env['cpu_count']} cores)"
     return f"{env['device_count']}× {env['device_kind']}"
@@ -66,10 +66,9 @@ def write_outputs(
     config,
     dataset: data.Dataset,
     records: list[dict],
-    table_list: Sequence[tables.Table],
     **extra,
 ) -> dict:
-    """Writes results.json, table.md and table.tex into `out`; returns the JSON object."""
+    """Writes results.json into `out`; returns its contents as read back."""
     summary = {
         "experiment": experiment,
         "config": dataclasses.asdict(config),
@@ -79,6 +78,10 @@ def write_outputs(
         "records": records,
     }
     results.write_json(out / "results.json", summary)
+    return json.loads((out / "results.json").read_text())
+
+
+def write_tables(out: Path, table_list: Sequence[tables.Table]) -> None:
+    """table.md and table.tex, the same tables in both."""
     results.write_text(out / "table.md", "\n".join(t.markdown() for t in table_list))
     results.write_text(out / "table.tex", "\n".join(t.latex() for t in table_list))
-    return summary

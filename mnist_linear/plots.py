@@ -25,14 +25,15 @@ def templates(
     images = np.asarray(images)
     columns = columns or len(images)
     rows = -(-len(images) // columns)
-    limit = float(np.abs(images).max()) or 1.0
+    # A few rarely inked edge pixels carry the largest weights; a robust limit keeps the shapes visible.
+    limit = float(np.percentile(np.abs(images), 99.5)) or 1.0
     figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, labels):
         shown = ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=9)
-    figure.colorbar(shown, ax=axes, shrink=0.8, label="weight")
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="weight", extend="both")
     if title:
         figure.suptitle(title)
     results.save_figure(figure, path)
