@@ -1,4 +1,5 @@
-"""Plumbing shared by the experiment scripts: config flags, seeds, timing, outputs."""
+"""Plumbing shared by the experiment scripts: configs and flags, the tuned
+linear recipe, seeds, timing, outputs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,68 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 
-from mnist_linear import data, results, tables
+from mnist_linear import data, metrics, models, results, tables, train, tuning
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """What every experiment shares: the data, the seeds, and how the linear model is tuned and trained."""
+
+    dataset: str = "mnist"
+    source: str = "idx"  # or "tfds": the same arrays through tensorflow-datasets
+    seed: int = 0
+    seeds: int = 10
+    epochs: int = 10
+    batch_size: int = 100
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    learning_rates: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
+    weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3)
+    tuning_seeds: int = 2
+    num_validation: int = 10_000
+    train_examples: int = 0  # 0: the whole training split; fewer for quick runs
+
+    @property
+    def train_config(self) -> train.TrainConfig:
+        return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule)
+
+
+QUICK_TRAINING = dict(seeds=2, epochs=1, learning_rates=(0.1, 0.3), weight_decays=(0.0, 1e-4),
+                      tuning_seeds=1, num_validation=1000, train_examples=5000)
+
+
+def training_split(config: TrainingConfig, dataset: data.Dataset) -> data.Split:
+    """The first `train_examples` training images (all of them by default)."""
+    n = config.train_examples or len(dataset.train.labels)
+    return data.Split(dataset.train.images[:n], dataset.train.labels[:n])
+
+
+def tune_linear(config: TrainingConfig, train_split: data.Split) -> tuning.GridResult:
+    """The grid search of the linear model on (train minus validation, validation)."""
+    fit, validation = data.split_validation(train_split, config.num_validation)
+    return tuning.grid_search(
+        jax.random.fold_in(jax.random.key(config.seed), 1),  # a stream apart from the final seeds
+        fit, validation, model=models.LINEAR, loss_fn=metrics.cross_entropy, config=config.train_config,
+        learning_rates=config.learning_rates, weight_decays=config.weight_decays, seeds=config.tuning_seeds,
+    )
+
+
+def train_models(
+    config: TrainingConfig,
+    train_split: data.Split,
+    hparams: train.Hyperparams,
+    model: models.Model = models.LINEAR,
+    augment: train.Augment | None = None,
+):
+    """((params, log), timing): `config.seeds` models, vmapped, with seed s from key s."""
+    return compile_and_run(
+        train.train_seeds, seed_keys(config.seed, config.seeds),
+        jnp.asarray(train_split.images), jnp.asarray(train_split.labels),
+        train.Hyperparams(jnp.float32(hparams.learning_rate), jnp.float32(hparams.weight_decay)),
+        model=model, loss_fn=metrics.cross_entropy, config=config.train_config, augment=augment,
+    )
 
 
 def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str] | None = None):

@@ -3,7 +3,7 @@
 The whole training set lives on the device as uint8; each step gathers its
 batch by index and converts it to float, so there is no host transfer per step
 and no Python loop per step or per epoch. Every model is a pair of pure
-functions (`Model`) and every loss a function `(outputs, targets) -> scalar`,
+functions (`models.Model`) and every loss a function `(outputs, targets) -> scalar`,
 so the same loop trains the classifiers and the regression head.
 """
 
@@ -18,18 +18,11 @@ import jax.numpy as jnp
 import optax
 
 from mnist_linear import data, metrics
+from mnist_linear.models import Model, Params
 
-Params = dict
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 # (key, float images (B, H, W)) -> float images (B, H', W'): augmentation or resizing per batch.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-class Model(NamedTuple):
-    """A model as two pure functions over a pytree of parameters."""
-
-    init: Callable[[jax.Array], Params]  # key -> params
-    logits: Callable[[Params, jax.Array], jax.Array]  # params, (..., H, W) -> (..., C)
 
 
 class Hyperparams(NamedTuple):

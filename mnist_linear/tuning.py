@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, train
+from mnist_linear import data, models, train
 
 
 class GridResult(NamedTuple):
@@ -52,7 +52,7 @@ def grid_search(
     train_split: data.Split,
     val_split: data.Split,
     *,
-    model: train.Model,
+    model: models.Model,
     loss_fn: train.LossFn,
     config: train.TrainConfig,
     learning_rates: Sequence[float],

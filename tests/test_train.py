@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from realdata import mnist
 
-from mnist_linear import data, linear, metrics, train, tuning
+from mnist_linear import data, linear, metrics, models, train, tuning
 
-LINEAR = train.Model(linear.init, linear.logits)
+LINEAR = models.LINEAR
 CONFIG = train.TrainConfig(epochs=2, batch_size=100)
 HPARAMS = train.Hyperparams(jnp.float32(0.3), jnp.float32(0.0))
 
