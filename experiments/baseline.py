@@ -19,7 +19,6 @@ from __future__ import annotations
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import data, experiment, linear, plots, results, stats, tables, train
@@ -77,9 +76,8 @@ def main(argv=None) -> dict:
     print(f"tuned on validation: learning_rate={best.learning_rate:g} weight_decay={best.weight_decay:g}")
 
     (params, log), timing = experiment.train_models(config, train_split, best)
-    test_images, test_labels = jnp.asarray(dataset.test.images), jnp.asarray(dataset.test.labels)
-    correct = np.asarray(jax.vmap(lambda p: train.count_correct(linear.logits, p, test_images, test_labels))(params))
     total = len(dataset.test.labels)
+    correct = experiment.correct_counts(linear.logits, params, dataset.test)
     diverged = np.asarray(log.diverged)
 
     records = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mnist_linear import data, metrics, models, results, tables, train, tuning
 
@@ -33,14 +35,28 @@ class TrainingConfig:
     tuning_seeds: int = 2
     num_validation: int = 10_000
     train_examples: int = 0  # 0: the whole training split; fewer for quick runs
+    deep_learning_rate: float = 0.05  # one fixed setting for the MLP and the CNNs
+    deep_weight_decay: float = 5e-4
 
     @property
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule)
 
+    @property
+    def deep_hparams(self) -> train.Hyperparams:
+        return train.Hyperparams(self.deep_learning_rate, self.deep_weight_decay)
+
 
 QUICK_TRAINING = dict(seeds=2, epochs=1, learning_rates=(0.1, 0.3), weight_decays=(0.0, 1e-4),
                       tuning_seeds=1, num_validation=1000, train_examples=5000)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepTrainingConfig(TrainingConfig):
+    """CPU-sized seeds and epochs, for experiments that train the MLP and CNNs."""
+
+    seeds: int = 3
+    epochs: int = 3
 
 
 def training_split(config: TrainingConfig, dataset: data.Dataset) -> data.Split:
@@ -73,6 +89,41 @@ def train_models(
         train.Hyperparams(jnp.float32(hparams.learning_rate), jnp.float32(hparams.weight_decay)),
         model=model, loss_fn=metrics.cross_entropy, config=config.train_config, augment=augment,
     )
+
+
+@functools.partial(jax.jit, static_argnames=("logits_fn", "transform", "batch_size"))
+def _predictions_seeds(params, images, *, logits_fn, transform, batch_size):
+    predict = lambda p: train.predictions(logits_fn, p, images, batch_size=batch_size, transform=transform)  # noqa: E731
+    return jax.vmap(predict)(params)
+
+
+def predictions(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
+    """Predicted classes of each of the S models (params with a leading seed axis) on all of `split`: `(S, N)`."""
+    return np.asarray(_predictions_seeds(params, jnp.asarray(split.images), logits_fn=logits_fn,
+                                         transform=transform, batch_size=batch_size))
+
+
+def correct_counts(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
+    """Correct predictions of each of the S models on all of `split`: `(S,)`."""
+    return (predictions(logits_fn, params, split, transform, batch_size) == split.labels).sum(-1)
+
+
+def score(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
+    """Accuracy of each of the S models on all of `split`: `(S,)`."""
+    return correct_counts(logits_fn, params, split, transform, batch_size) / len(split.labels)
+
+
+def seed_records(log: train.TrainLog, **per_seed) -> list[dict]:
+    """One record per seed: `per_seed` values (scalars or `(S,)` arrays) plus the divergence flag."""
+    diverged = np.asarray(log.diverged)
+    return [{"seed": s, **{k: (v[s].item() if isinstance(v, np.ndarray) else v) for k, v in per_seed.items()},
+             "diverged": bool(diverged[s])} for s in range(len(diverged))]
+
+
+def finite(records: list[dict], key: str, **where) -> np.ndarray:
+    """The values of `key` over the records matching `where` whose model did not diverge."""
+    return np.array([r[key] for r in records
+                     if not r.get("diverged") and all(r[k] == v for k, v in where.items())])
 
 
 def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str] | None = None):

@@ -13,12 +13,16 @@ import numpy as np
 from mnist_linear import models, shifts, train
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "fill", "batch_size"))
-def grid_predictions(params, images, dxs, dys, *, logits_fn, fill: str = "zeros", batch_size: int = 1000):
+@functools.partial(jax.jit, static_argnames=("logits_fn", "fill", "batch_size", "offsets_at_once"))
+def grid_predictions(params, images, dxs, dys, *, logits_fn, fill: str = "zeros", batch_size: int = 1000,
+                     offsets_at_once: int | None = None):
     """Predicted class of S models on all N images at each of O offsets: int32 `(O, S, N)`.
 
     params: a pytree with a leading seed axis S; images: uint8 `(N, H, W)`;
     dxs, dys: int `(O,)`, checked with `shifts.check_offsets` before tracing.
+    `offsets_at_once` vmaps that many offsets per step of a `lax.map` (None: all
+    of them): a convolutional model's activations for every offset at once can
+    outgrow memory and cache, a linear model's cannot.
     """
 
     def at_offset(dx, dy):
@@ -26,7 +30,7 @@ def grid_predictions(params, images, dxs, dys, *, logits_fn, fill: str = "zeros"
         predict = lambda p: train.predictions(logits_fn, p, images, batch_size=batch_size, transform=shift)  # noqa: E731
         return jax.vmap(predict)(params)
 
-    return jax.vmap(at_offset)(dxs, dys)
+    return jax.lax.map(lambda offset: at_offset(*offset), (dxs, dys), batch_size=offsets_at_once or len(dxs))
 
 
 @functools.partial(jax.jit, static_argnames=("logits_fn", "max_shift", "fill", "batch_size"))

@@ -1,14 +1,19 @@
 """Every model as a `Model`: a pure `init(key)` and `logits(params, images)`.
 
 The one training loop, the seed vmap, the shift grid and the results
-machinery take any `Model`, so a new architecture needs nothing else.
+machinery take any `Model`, so a new architecture needs nothing else. The
+deeper models are flax modules; their convolutions are im2col (patches @
+kernel), which XLA runs fast inside `lax.scan` on CPU, where its native
+convolution was measured many times slower (benchmarks/conv_in_scan.py).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from mnist_linear import linear
 
@@ -23,3 +28,140 @@ class Model(NamedTuple):
 
 
 LINEAR = Model(linear.init, linear.logits)
+
+
+def patches(x: jax.Array, size: int, padding: str) -> jax.Array:
+    """im2col: `(N, H, W, C)` -> `(N, H', W', size·size·C)`, ordered (row, column, channel)."""
+    if padding == "SAME":
+        before = (size - 1) // 2
+        x = jnp.pad(x, ((0, 0), (before, size - 1 - before), (before, size - 1 - before), (0, 0)))
+    elif padding != "VALID":
+        raise ValueError(f"Unknown padding {padding!r}; choose 'SAME' or 'VALID'.")
+    height, width = x.shape[1] - size + 1, x.shape[2] - size + 1
+    return jnp.concatenate([x[:, i : i + height, j : j + width] for i in range(size) for j in range(size)], axis=-1)
+
+
+class Conv(nn.Module):
+    """A stride-1 convolution as patches @ kernel; kernel `(size, size, C_in, C_out)` as in `nn.Conv`."""
+
+    features: int
+    size: int = 3
+    padding: str = "SAME"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.size, self.size, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = patches(x, self.size, self.padding) @ kernel.reshape(-1, self.features)
+        return y + jnp.broadcast_to(bias, y.shape)
+
+
+def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
+    """Non-overlapping max pooling `(N, H, W, C)` -> `(N, H/window, W/window, C)` (H, W divisible)."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
+
+
+class MLP(nn.Module):
+    """One hidden layer: 784 -> hidden (ReLU) -> classes."""
+
+    hidden: int = 300
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.classes)(x)
+
+
+class SmallCNN(nn.Module):
+    """LeNet-5's layout with ReLU and max pooling: conv 5×5 ×6, pool, conv 5×5 ×16, pool, 120, 84, classes."""
+
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        x = max_pool(nn.relu(Conv(6, 5, "SAME")(x)))  # 28 -> 14
+        x = max_pool(nn.relu(Conv(16, 5, "VALID")(x)))  # 14 -> 10 -> 5
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(84)(nn.relu(nn.Dense(120)(x))))
+        return nn.Dense(self.classes)(x)
+
+
+class LargerCNN(nn.Module):
+    """The "scale" step: two blocks of two 3×3 convolutions, then a wide dense layer."""
+
+    widths: Sequence[int] = (32, 64)
+    hidden: int = 256
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.widths:
+            x = max_pool(nn.relu(Conv(width)(nn.relu(Conv(width)(x)))))
+        x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.classes)(x)
+
+
+class GlobalPoolCNN(nn.Module):
+    """Convolutions, then a global average: the parameter count does not depend on the image size."""
+
+    widths: Sequence[int] = (16, 32, 64)
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        for i, width in enumerate(self.widths):
+            x = nn.relu(Conv(width)(x))
+            if i < len(self.widths) - 1:
+                x = max_pool(x)
+        return nn.Dense(self.classes)(x.mean(axis=(1, 2)))
+
+
+class MultiTemplate(nn.Module):
+    """A linear model with k templates per class; the class logit is a logsumexp or max over its k scores."""
+
+    k: int = 2
+    reduce: str = "logsumexp"
+    classes: int = 10
+
+    @nn.compact
+    def __call__(self, x):
+        scores = nn.Dense(self.classes * self.k)(x.reshape(x.shape[0], -1))
+        scores = scores.reshape(x.shape[0], self.classes, self.k)
+        if self.reduce == "logsumexp":
+            return jax.nn.logsumexp(scores, axis=-1)
+        if self.reduce == "max":
+            return scores.max(axis=-1)
+        raise ValueError(f"Unknown reduce {self.reduce!r}; choose 'logsumexp' or 'max'.")
+
+
+def from_flax(module: nn.Module, image_shape: tuple[int, int] = (28, 28)) -> Model:
+    """A flax module over `(N, H, W, 1)` images as a `Model` over `(..., H, W)` images."""
+
+    def init(key):
+        return module.init(key, jnp.zeros((1, *image_shape, 1), jnp.float32))["params"]
+
+    def logits(params, images):
+        batch_shape = images.shape[:-2]
+        x = images.reshape(-1, *images.shape[-2:], 1)
+        out = module.apply({"params": params}, x)
+        return out.reshape(*batch_shape, out.shape[-1])
+
+    return Model(init, logits)
+
+
+def get(name: str, image_size: int = 28, **kwargs) -> Model:
+    """A model by name: linear, mlp, cnn_small, cnn_large, cnn_gap, templates (k=, reduce=)."""
+    if name == "linear":
+        return LINEAR if image_size == 28 else Model(
+            lambda key: linear.init(key, num_pixels=image_size * image_size), linear.logits)
+    modules = {"mlp": MLP, "cnn_small": SmallCNN, "cnn_large": LargerCNN, "cnn_gap": GlobalPoolCNN,
+               "templates": MultiTemplate}
+    if name not in modules:
+        raise ValueError(f"Unknown model {name!r}; choose 'linear' or one of {sorted(modules)}.")
+    return from_flax(modules[name](**kwargs), (image_size, image_size))
+
+
+def parameter_count(params: Params) -> int:
+    return sum(int(p.size) for p in jax.tree.leaves(params))

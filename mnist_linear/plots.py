@@ -67,3 +67,58 @@ def heatmap(
         ax.set_title(title)
     results.save_figure(figure, path)
     plt.close(figure)
+
+
+def points(labels: Sequence[str], values: Sequence, path: str | os.PathLike, *, y_label: str, title: str = "",
+           x_values: Sequence | None = None, x_label: str = "") -> None:
+    """One column of points per label (one point per seed) with its mean marked."""
+    figure, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.8))
+    positions = np.arange(len(labels)) if x_values is None else np.asarray(x_values)
+    for x, v in zip(positions, values):
+        v = np.asarray(v)
+        ax.scatter(np.full(v.shape, x), v, s=18, alpha=0.7)
+        ax.hlines(v.mean(), x - 0.2, x + 0.2, color="black")
+    ax.set_xticks(positions, labels, rotation=15)
+    ax.set_ylabel(y_label)
+    if x_label:
+        ax.set_xlabel(x_label)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    results.save_figure(figure, path)
+    plt.close(figure)
+
+
+def digits(rows: Sequence, path: str | os.PathLike, title: str = "") -> None:
+    """Rows of grey images, each row `(K, H, W)`."""
+    rows = [np.asarray(r) for r in rows]
+    columns = max(len(r) for r in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.2 * len(rows) + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row_axes, images in zip(axes, rows):
+        for ax, image in zip(row_axes, images):
+            ax.imshow(image, cmap="gray_r")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    results.save_figure(figure, path)
+    plt.close(figure)
+
+
+def lines(x: Sequence, series: dict, path: str | os.PathLike, *, x_label: str, y_label: str, title: str = "",
+          log_y: bool = False) -> None:
+    """One line with markers per named series over the shared `x`."""
+    figure, ax = plt.subplots(figsize=(5, 3.6))
+    for name, values in series.items():
+        ax.plot(x, values, marker="o", label=name)
+    ax.set_xticks(list(x), [str(v) for v in x])
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    results.save_figure(figure, path)
+    plt.close(figure)

@@ -6,9 +6,10 @@ import chex
 import matplotlib.image
 import numpy as np
 import pytest
+import scipy.stats
 from realdata import mnist
 
-from experiments import baseline, translation
+from experiments import baseline, ladder, locality, resolution, templates, translation
 from mnist_linear import data, results
 
 
@@ -60,32 +61,116 @@ def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
 def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_path, mnist_baseline):
     out = tmp_path / "translation"
     written = translation.main(["--out", str(out), "--quick"])
-    variants = ["linear", "linear_tta", "linear_shift_aug", "linear_shift_aug_tta"]
+    variants = ["linear", "linear_tta", "linear_shift_aug", "linear_shift_aug_tta", "small_cnn",
+                "small_cnn_shift_aug"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["results.json", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix.png"]
-        + [f"grid_{v}_{fill}.png" for v in variants for fill in ("zeros", "wrap")])
+        ["results.json", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix_linear.png",
+         "train_test_matrix_small_cnn.png"] + [f"grid_{v}_{fill}.png" for v in variants for fill in ("zeros", "wrap")])
     assert json.loads((out / "results.json").read_text()) == written
-    for phase in ("linear: training", "linear: shift grid, zeros", "train-shift matrix: training"):
+    for phase in ("linear: training", "linear: shift grid, zeros", "linear: train-shift matrix, training",
+                  "small CNN: train-shift matrix, evaluation"):
         assert set(written["timing"][phase]) == {"compile_s", "run_s"}
 
     grid = [r for r in written["records"] if r["kind"] == "grid" and r["model"] == "linear"]
     assert len(grid) == 2 * 2 * 49  # seeds × fills × offsets
     assert set(grid[0]) == {"kind", "model", "seed", "train_dx", "train_dy", "test_dx", "test_dy", "fill", "accuracy"}
-    # The (0, 0) column is the baseline's accuracy: same recipe, same seeds, same config.
-    _, base = mnist_baseline
+    # The (0, 0) column is the baseline's accuracy: same recipe, same seeds, same config. The quick
+    # run scores the first 500 test images, so recount the baseline's saved models on those in numpy.
+    base_out, _ = mnist_baseline
+    params = results.load_params(base_out / "params.npz")
+    test = mnist().test
+    x = test.images[:500].reshape(500, -1).astype(np.float64) / 255
+    base = [np.mean(np.argmax(x @ w + b, -1) == test.labels[:500]) for w, b in zip(params["w"], params["b"])]
+    assert written["test_images"] == 500
     for fill in ("zeros", "wrap"):
         centre = [r["accuracy"] for r in grid if r["fill"] == fill and r["test_dx"] == r["test_dy"] == 0]
-        assert centre == [r["test_accuracy"] for r in base["records"]]
+        np.testing.assert_allclose(centre, base, atol=1e-9)
     at = lambda dx, dy: np.mean([r["accuracy"] for r in grid if r["fill"] == "zeros"  # noqa: E731
                                  and (r["test_dx"], r["test_dy"]) == (dx, dy)])
     assert at(0, 0) > at(1, 0) > at(2, 0) > at(3, 0) and at(3, 3) < 0.3
 
-    matrix = [r for r in written["records"] if r["kind"] == "matrix"]
+    matrix = [r for r in written["records"] if r["kind"] == "matrix" and r["model"] == "linear"]
     assert len(matrix) == 7 * 1 * 49  # train offsets × seeds × test offsets
     # Trained at +3 px, the model is best when tested at +3 px: the diagonal band.
     row = {r["test_dx"]: r["accuracy"] for r in matrix if r["train_dx"] == 3 and r["test_dy"] == 0}
     assert max(row, key=row.get) == 3
     metrics = {(r["model"], r["metric"]) for r in written["records"] if r["kind"] == "metric"}
-    assert ("linear + shift aug.", "consistency") in metrics and len(metrics) == 4 * 4
+    assert ("linear + shift aug.", "consistency") in metrics and ("small CNN", "consistency") in metrics
+    assert len(metrics) == 6 * 4  # four linear variants and two CNN ones, four metrics each
 
     assert (out / "table.md").read_text() == "\n".join(t.markdown() for t in translation.make_tables(written))
+
+
+def _outputs(out):
+    return sorted(p.name for p in out.iterdir())
+
+
+def _tables_match(out, table_list):
+    assert (out / "table.md").read_text() == "\n".join(t.markdown() for t in table_list)
+
+
+def test_ladder_quick(tmp_path):
+    out = tmp_path / "ladder"
+    written = ladder.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["ladder.png", "results.json", "table.md", "table.tex"]
+    steps = [r for r in written["records"] if r["kind"] == "ladder"]
+    assert [r["model"] for r in steps] == ["linear"] * 2 + ["mlp"] * 2 + ["cnn_small"] * 2 + ["cnn_large"] * 2
+    assert {r["model"]: r["parameters"] for r in steps}["cnn_small"] == 61_706
+    small = [r for r in written["records"] if r["kind"] == "small_data"]
+    assert {r["model"] for r in small} == {"linear", "cnn_small", "cnn_large"}
+    # Welch's test as scipy computes it, on the recorded per-seed accuracies.
+    for row in ladder.significance(written):
+        previous = {"mlp": "linear", "cnn_small": "mlp", "cnn_large": "cnn_small"}[row["model"]]
+        a = [r["test_accuracy"] for r in steps if r["model"] == previous]
+        b = [r["test_accuracy"] for r in steps if r["model"] == row["model"]]
+        assert np.isclose(row["p_value"], scipy.stats.ttest_ind(b, a, equal_var=False).pvalue)
+    table = (out / "table.md").read_text()
+    assert "LeCun et al. 1998: LeNet-5" in table and "Welch" in table
+    _tables_match(out, ladder.make_tables(written))
+
+
+def test_locality_quick(tmp_path):
+    out = tmp_path / "locality"
+    written = locality.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["permuted_digits.png", "results.json", "table.md", "table.tex"]
+    permutation = np.array(written["permutation"])
+    assert sorted(permutation) == list(range(784)) and (permutation != np.arange(784)).any()
+    accuracy = lambda model, pixels: [r["test_accuracy"] for r in written["records"]  # noqa: E731
+                                      if r["model"] == model and r["pixels"] == pixels]
+    for model in ("linear", "mlp"):
+        # Equivalent computations: at most a few predictions out of 10,000 may flip through summation order.
+        assert max(written["closeness"][model]["differing_test_predictions"]) <= 5
+        assert np.allclose(accuracy(model, "original"), accuracy(model, "permuted"), atol=5e-4)
+        assert written["closeness"][model]["max_abs_parameter_difference"] < 1e-4
+    assert np.mean(accuracy("cnn_small", "permuted")) < np.mean(accuracy("cnn_small", "original"))
+    _tables_match(out, [locality.make_table(written)])
+
+
+def test_templates_quick(tmp_path):
+    out = tmp_path / "templates"
+    written = templates.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["figure_params.npz", "results.json", "table.md", "table.tex", "templates_k.png"]
+    assert {(r["k"], r["reduce"]) for r in written["records"]} == {(k, red) for k in (1, 4)
+                                                                  for red in ("logsumexp", "max")}
+    assert {r["k"]: r["parameters"] for r in written["records"]} == {1: 7850, 4: 31_400}
+    # k = 1 is the linear model whatever the reduction: the two runs are the same computation.
+    one = lambda red: [r["test_accuracy"] for r in written["records"] if r["k"] == 1 and r["reduce"] == red]  # noqa: E731
+    assert one("logsumexp") == one("max")
+    usage = np.array(written["template_usage"])
+    chex.assert_shape(usage, (10, 4))
+    np.testing.assert_allclose(usage.sum(-1), 1.0)
+    _tables_match(out, [templates.make_table(written)])
+
+
+def test_resolution_quick(tmp_path):
+    out = tmp_path / "resolution"
+    written = resolution.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["accuracy.png", "parameters.png", "results.json", "table.md", "table.tex"]
+    params = {(r["model"], r["image_size"]): r["parameters"] for r in written["records"]}
+    assert params[("linear", 28)] == 7850 and params[("linear", 56)] == 56 * 56 * 10 + 10
+    assert params[("cnn_gap", 28)] == params[("cnn_gap", 56)]
+    rates = {(r["model"], r["image_size"]): r["learning_rate"] for r in written["records"]}
+    assert np.isclose(rates[("linear", 56)], rates[("linear", 28)] / 4)
+    linear_56 = [r["test_accuracy"] for r in written["records"] if r["model"] == "linear" and r["image_size"] == 56]
+    assert np.mean(linear_56) > 0.8
+    _tables_match(out, [resolution.make_table(written)])

@@ -1,0 +1,96 @@
+"""XLA's native convolution vs im2col (patches @ kernel) in the training loop, side by side.
+
+Run: python -m benchmarks.conv_in_scan [--steps 50] [--batch 100]
+
+Times one jitted `lax.scan` of SGD steps of the small and larger CNNs with
+each convolution, after compiling, and checks that the two agree. Prints the
+time per step and the ratio (native / im2col); on CPU the native convolution
+inside `lax.scan` was the slow one, which is why `models.Conv` is im2col.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from mnist_linear import data, metrics, models, train
+
+
+class Conv(nn.Module):
+    """models.Conv's parameters and interface on `lax.conv_general_dilated`, XLA's convolution.
+
+    Named Conv so that flax names and initialises its parameters exactly as models.Conv's.
+    """
+
+    features: int
+    size: int = 3
+    padding: str = "SAME"
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.size, self.size, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = jax.lax.conv_general_dilated(x, kernel, (1, 1), self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + jnp.broadcast_to(bias, y.shape)
+
+
+@contextlib.contextmanager
+def native_convolutions():
+    """Modules look `Conv` up when they are traced: swap it for the duration."""
+    original, models.Conv = models.Conv, Conv
+    try:
+        yield
+    finally:
+        models.Conv = original
+
+
+def time_scan(model: models.Model, images, labels, steps: int, batch: int) -> tuple[float, jax.Array]:
+    optimizer = optax.sgd(0.05, momentum=0.9)
+    step = train.make_update_step(model.logits, metrics.cross_entropy, optimizer)
+
+    @jax.jit
+    def run(params):
+        def body(carry, i):
+            p, s = carry
+            x = data.to_float(jax.lax.dynamic_slice_in_dim(images, i * batch, batch))
+            y = jax.lax.dynamic_slice_in_dim(labels, i * batch, batch)
+            p, s, m = step(p, s, x, y)
+            return (p, s), m["loss"]
+
+        (p, _), losses = jax.lax.scan(body, (params, optimizer.init(params)), jnp.arange(steps))
+        return p, losses
+
+    params = model.init(jax.random.key(0))
+    jax.block_until_ready(run(params))
+    start = time.perf_counter()
+    _, losses = jax.block_until_ready(run(params))
+    return (time.perf_counter() - start) / steps, losses
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args(argv)
+    split = data.load("mnist").train
+    images = jnp.asarray(split.images[: args.steps * args.batch])
+    labels = jnp.asarray(split.labels[: args.steps * args.batch])
+    print(f"device: {jax.devices()[0].device_kind}, {args.steps} steps of batch {args.batch}")
+    for name, module_cls in (("cnn_small", models.SmallCNN), ("cnn_large", models.LargerCNN)):
+        model = models.from_flax(module_cls())
+        t_im2col, loss_im2col = time_scan(model, images, labels, args.steps, args.batch)
+        with native_convolutions():
+            t_native, loss_native = time_scan(model, images, labels, args.steps, args.batch)
+        agree = float(jnp.abs(loss_im2col - loss_native).max())
+        print(f"{name}: im2col {1e3 * t_im2col:.2f} ms/step, native conv {1e3 * t_native:.2f} ms/step, "
+              f"native/im2col = {t_native / t_im2col:.1f}x, max |loss difference| = {agree:.1e}")
+
+
+if __name__ == "__main__":
+    main()
