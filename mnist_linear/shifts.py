@@ -39,8 +39,11 @@ def translate(images: jax.Array, dx, dy, fill: str = "zeros") -> jax.Array:
         raise ValueError(f"Unknown fill {fill!r}; choose one of {FILLS}.")
     height, width = images.shape[-2:]
     for offset, size, name in ((dx, width, "dx"), (dy, height, "dy")):
-        if not isinstance(offset, jax.core.Tracer):
-            check_offsets(offset, size, name)
+        try:
+            concrete = np.asarray(offset)
+        except jax.errors.TracerArrayConversionError:
+            continue  # traced: checked by the caller before tracing
+        check_offsets(concrete, size, name)
     moved = jnp.roll(images, (dy, dx), axis=(-2, -1))
     if fill == "wrap":
         return moved
