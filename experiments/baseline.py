@@ -37,14 +37,14 @@ Config = experiment.TrainingConfig
 QUICK = experiment.QUICK_TRAINING
 
 
-def make_table(written: dict) -> tables.Table:
+def make_tables(written: dict) -> list[tables.Table]:
     """The baseline table, from the contents of results.json alone."""
     config, summary, timing = written["config"], written["summary"], written["timing"]
     accuracy = stats.Summary(**summary["test_accuracy"])
     error = stats.Summary(**summary["test_error"])
     seeds = f"{accuracy.n} seeds" + (f", {summary['diverged_seeds']} diverged and excluded"
                                      if summary["diverged_seeds"] else "")
-    return tables.Table(
+    return [tables.Table(
         caption=f"Linear softmax on {config['dataset']}: all {summary['test_examples']:,} test images, "
                 "mean ± std over seeds.",
         header=("model", "parameters", "test accuracy (%)", "test error (%)", "95% CI of accuracy (%)",
@@ -63,7 +63,7 @@ def make_table(written: dict) -> tables.Table:
             f"Ran on {experiment.machine(written['environment'])}.",
             *(["† Reported in the literature (error only), not run here."] if LITERATURE[config["dataset"]] else []),
         ),
-    )
+    )]
 
 
 def main(argv=None) -> dict:
@@ -103,15 +103,11 @@ def main(argv=None) -> dict:
         linear.templates(jax.tree.map(lambda p: p[0], params)), data.SOURCES[config.dataset].classes,
         out / "templates.png", title=f"Templates of the linear model on {config.dataset} (seed 0): columns of w",
     )
-    written = experiment.write_outputs(
-        out, experiment="baseline", config=config, dataset=dataset, records=records,
+    return experiment.finish(
+        out, make_tables=make_tables, experiment="baseline", config=config, dataset=dataset, records=records,
         tuned={"learning_rate": best.learning_rate, "weight_decay": best.weight_decay},
         tuning=grid.records(), timing=timing, summary=summary,
     )
-    table = make_table(written)
-    experiment.write_tables(out, [table])
-    print(table.markdown())
-    return written
 
 
 if __name__ == "__main__":

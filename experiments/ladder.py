@@ -78,14 +78,10 @@ def main(argv=None) -> dict:
         print(f"{name}: trained in {timing[name]['run_s']:.1f} s (+{timing[name]['compile_s']:.1f} s compile)")
 
     out.mkdir(parents=True, exist_ok=True)
-    written = experiment.write_outputs(
-        out, experiment="ladder", config=config, dataset=dataset, records=records, timing=timing,
+    return experiment.finish(
+        out, make_tables=make_tables, write_figures=write_figure, experiment="ladder", config=config,
+        dataset=dataset, records=records, timing=timing,
         tuned_linear={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
-    table_list = make_tables(written)
-    experiment.write_tables(out, table_list)
-    write_figure(written, out)
-    print("\n".join(t.markdown() for t in table_list))
-    return written
 
 
 def _first(params):

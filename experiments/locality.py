@@ -93,19 +93,15 @@ def main(argv=None) -> dict:
                 "differing_test_predictions": (original_predictions != permuted_predictions).sum(-1).tolist(),
             }
     out.mkdir(parents=True, exist_ok=True)
-    written = experiment.write_outputs(out, experiment="locality", config=config, dataset=dataset, records=records,
-                                       timing=timing, closeness=closeness,
-                                       permutation=np.asarray(permutation).tolist())
-    table = make_table(written)
-    experiment.write_tables(out, [table])
     examples = jnp.asarray(dataset.test.images[:6])
     plots.digits([examples, permute(examples)], out / "permuted_digits.png",
                  title="Test digits before (top) and after (bottom) the fixed permutation")
-    print(table.markdown())
-    return written
+    return experiment.finish(out, make_tables=make_tables, experiment="locality", config=config, dataset=dataset,
+                             records=records, timing=timing, closeness=closeness,
+                             permutation=np.asarray(permutation).tolist())
 
 
-def make_table(written: dict) -> tables.Table:
+def make_tables(written: dict) -> list[tables.Table]:
     config, records, closeness = written["config"], written["records"], written["closeness"]
     rows = []
     for name in dict.fromkeys(r["model"] for r in records):
@@ -120,7 +116,7 @@ def make_table(written: dict) -> tables.Table:
         rows.append((NAMES[name], tables.mean_std(stats.summarize(original)),
                      tables.mean_std(stats.summarize(permuted)),
                      f"{100 * (permuted.mean() - original.mean()):+.2f}", note))
-    return tables.Table(
+    return [tables.Table(
         caption=f"Locality: test accuracy (%) on original and pixel-permuted images (one fixed permutation), "
                 f"mean ± std over {config['seeds']} seeds.",
         header=("model", "original", "permuted", "change (pts)", "how close"),
@@ -128,7 +124,7 @@ def make_table(written: dict) -> tables.Table:
         notes=(f"{config['epochs']} epochs; the permuted linear model and MLP start from the original "
                "initialisation with first-layer rows permuted like the pixels, so only float summation order "
                f"differs. Ran on {experiment.machine(written['environment'])}.",),
-    )
+    )]
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ A block in the README looks like
     <!-- include results/baseline/table.md -->
     ...replaced by the file's contents...
     <!-- end include -->
+
+and `<!-- include results/translation-gpu/table.md tables=7,8 -->` keeps only
+those tables of the file (numbered from 1, in the order the file has them).
 """
 
 from __future__ import annotations
@@ -17,12 +20,27 @@ from pathlib import Path
 
 from mnist_linear import results
 
-BLOCK = re.compile(r"(<!-- include (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- include (?P<path>\S+)(?: tables=(?P<tables>[\d,]+))? -->\n)(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+
+
+def split_tables(text: str) -> list[str]:
+    """The tables of a table.md: each starts at a line that opens with its bold caption."""
+    starts = [m.start() for m in re.finditer(r"^\*\*", text, re.MULTILINE)]
+    return [text[a:b].rstrip("\n") + "\n" for a, b in zip(starts, starts[1:] + [len(text)])]
+
+
+def _contents(match: re.Match, root: Path) -> str:
+    text = (root / match.group("path")).read_text()
+    if not match.group("tables"):
+        return text
+    chosen = split_tables(text)
+    return "\n".join(chosen[int(i) - 1] for i in match.group("tables").split(","))
 
 
 def render(readme: str, root: Path) -> str:
     """The README with every include block refilled from its file."""
-    return BLOCK.sub(lambda m: m.group(1) + (root / m.group("path")).read_text() + m.group(4), readme)
+    return BLOCK.sub(lambda m: m.group(1) + _contents(m, root) + m.group(5), readme)
 
 
 def main(argv=None) -> None:

@@ -77,14 +77,9 @@ def main(argv=None) -> dict:
                 test_accuracy=experiment.score(model.logits, params, dataset.test, resize, batch_size))]
             print(f"{name} at {size} px: {timing[f'{name}, {size} px']['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
-    written = experiment.write_outputs(out, experiment="resolution", config=config, dataset=dataset,
-                                       records=records, timing=timing,
-                                       tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
-    table = make_table(written)
-    experiment.write_tables(out, [table])
-    write_figure(written, out)
-    print(table.markdown())
-    return written
+    return experiment.finish(out, make_tables=make_tables, write_figures=write_figure, experiment="resolution",
+                             config=config, dataset=dataset, records=records, timing=timing,
+                             tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
 
 
 def _by_size(records, name):
@@ -94,7 +89,7 @@ def _by_size(records, name):
     return sizes, params, accuracy
 
 
-def make_table(written: dict) -> tables.Table:
+def make_tables(written: dict) -> list[tables.Table]:
     config, records = written["config"], written["records"]
     sizes, linear_params, linear_acc = _by_size(records, "linear")
     _, cnn_params, cnn_acc = _by_size(records, "cnn_gap")
@@ -102,7 +97,7 @@ def make_table(written: dict) -> tables.Table:
         (f"{s} × {s}", f"{lp:,}", tables.mean_std(stats.summarize(la)), f"{cp:,}",
          tables.mean_std(stats.summarize(ca)))
         for s, lp, la, cp, ca in zip(sizes, linear_params, linear_acc, cnn_params, cnn_acc))
-    return tables.Table(
+    return [tables.Table(
         caption=f"Parameters grow with resolution for the linear model, not for a CNN with global pooling: "
                 f"test accuracy (%), mean ± std over {config['seeds']} seeds.",
         header=("image", "linear: parameters", "linear: accuracy", "CNN (global pool): parameters",
@@ -113,7 +108,7 @@ def make_table(written: dict) -> tables.Table:
                f"{written['tuned']['weight_decay']:g}; CNN (widths {tuple(config['cnn_widths'])}): rate "
                f"{config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
                f"Ran on {experiment.machine(written['environment'])}.",),
-    )
+    )]
 
 
 def write_figure(written: dict, out) -> None:

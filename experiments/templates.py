@@ -81,16 +81,12 @@ def main(argv=None) -> dict:
                     title=f"The {config.figure_k} templates of " + " and of ".join(map(str, digits))
                           + " (logsumexp, seed 0) and the share of that digit's test images each one wins")
     results.save_params(out / "figure_params.npz", figure_params)
-    written = experiment.write_outputs(out, experiment="templates", config=config, dataset=dataset,
-                                       records=records, timing=timing, template_usage=usage.tolist(),
-                                       tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
-    table = make_table(written)
-    experiment.write_tables(out, [table])
-    print(table.markdown())
-    return written
+    return experiment.finish(out, make_tables=make_tables, experiment="templates", config=config, dataset=dataset,
+                             records=records, timing=timing, template_usage=usage.tolist(),
+                             tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
 
 
-def make_table(written: dict) -> tables.Table:
+def make_tables(written: dict) -> list[tables.Table]:
     config, records = written["config"], written["records"]
     rows = []
     for k in config["ks"]:
@@ -99,7 +95,7 @@ def make_table(written: dict) -> tables.Table:
             f"{tables.mean_std(stats.summarize(experiment.finite(records, 'test_accuracy', k=k, reduce=reduce)))} "
             f"({experiment.finite(records, 'templates_in_use', k=k, reduce=reduce).mean():.1f} in use)"
             for reduce in REDUCTIONS)))
-    return tables.Table(
+    return [tables.Table(
         caption=f"k templates per class: test accuracy (%), mean ± std over {config['seeds']} seeds.",
         header=("k", "parameters", "logsumexp over templates", "max over templates"),
         rows=tuple(rows),
@@ -109,7 +105,7 @@ def make_table(written: dict) -> tables.Table:
                f"The baseline's tuned recipe: rate {written['tuned']['learning_rate']:g}, decay "
                f"{written['tuned']['weight_decay']:g}, {config['epochs']} epochs. k = 1 is the linear model. "
                f"Ran on {experiment.machine(written['environment'])}.",),
-    )
+    )]
 
 
 if __name__ == "__main__":

@@ -292,15 +292,10 @@ def main(argv=None) -> dict:
     plots.templates(linear.templates(jax.tree.map(lambda p: p[0], augmented)), data.SOURCES[config.dataset].classes,
                     out / "templates_shift_augmented.png",
                     title=f"Templates after random-shift augmentation (±{config.augment_shift} px): blurred")
-    written = experiment.write_outputs(
-        out, experiment="translation", config=config, dataset=dataset, records=records, timing=timing,
-        test_images=len(test.labels),
+    return experiment.finish(
+        out, make_tables=make_tables, write_figures=write_figures, experiment="translation", config=config,
+        dataset=dataset, records=records, timing=timing, test_images=len(test.labels),
         tuned={"learning_rate": hparams.learning_rate, "weight_decay": hparams.weight_decay})
-    table_list = make_tables(written)
-    experiment.write_tables(out, table_list)
-    write_figures(written, out)
-    print("\n".join(t.markdown() for t in table_list))
-    return written
 
 
 if __name__ == "__main__":

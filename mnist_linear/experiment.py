@@ -193,6 +193,17 @@ def write_outputs(
     return json.loads((out / "results.json").read_text())
 
 
+def finish(out: Path, *, make_tables, write_figures=None, **outputs) -> dict:
+    """Writes results.json, then the tables and figures made from its contents alone; prints the tables."""
+    written = write_outputs(out, **outputs)
+    table_list = make_tables(written)
+    write_tables(out, table_list)
+    if write_figures is not None:
+        write_figures(written, out)
+    print("\n".join(t.markdown() for t in table_list))
+    return written
+
+
 def write_tables(out: Path, table_list: Sequence[tables.Table]) -> None:
     """table.md and table.tex, the same tables in both."""
     results.write_text(out / "table.md", "\n".join(t.markdown() for t in table_list))

@@ -52,7 +52,7 @@ def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
     table = (out / "table.md").read_text()
     assert f"{100 * np.mean(accuracies):.2f} ± {100 * np.std(accuracies, ddof=1):.2f}" in table
     assert ("LeCun et al. 1998" in table) == (dataset == "mnist")
-    assert table == baseline.make_table(saved).markdown()
+    assert table == baseline.make_tables(saved)[0].markdown()
     assert "\\begin{tabular}" in (out / "table.tex").read_text()
     image = matplotlib.image.imread(out / "templates.png")
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
@@ -143,7 +143,7 @@ def test_locality_quick(tmp_path):
         assert np.allclose(accuracy(model, "original"), accuracy(model, "permuted"), atol=5e-4)
         assert written["closeness"][model]["max_abs_parameter_difference"] < 1e-4
     assert np.mean(accuracy("cnn_small", "permuted")) < np.mean(accuracy("cnn_small", "original"))
-    _tables_match(out, [locality.make_table(written)])
+    _tables_match(out, locality.make_tables(written))
 
 
 def test_templates_quick(tmp_path):
@@ -159,7 +159,7 @@ def test_templates_quick(tmp_path):
     usage = np.array(written["template_usage"])
     chex.assert_shape(usage, (10, 4))
     np.testing.assert_allclose(usage.sum(-1), 1.0)
-    _tables_match(out, [templates.make_table(written)])
+    _tables_match(out, templates.make_tables(written))
 
 
 def test_resolution_quick(tmp_path):
@@ -173,4 +173,4 @@ def test_resolution_quick(tmp_path):
     assert np.isclose(rates[("linear", 56)], rates[("linear", 28)] / 4)
     linear_56 = [r["test_accuracy"] for r in written["records"] if r["model"] == "linear" and r["image_size"] == 56]
     assert np.mean(linear_56) > 0.8
-    _tables_match(out, [resolution.make_table(written)])
+    _tables_match(out, resolution.make_tables(written))
