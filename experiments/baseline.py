@@ -21,7 +21,7 @@ import sys
 import jax
 import numpy as np
 
-from mnist_linear import data, experiment, linear, plots, results, stats, tables, train
+from mnist_linear import data, experiment, linear, plots, results, stats, tables
 
 # Reference rows, from the literature, not run here.
 LITERATURE = {
@@ -100,12 +100,12 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     results.save_params(out / "params.npz", params)
     plots.templates(
-        linear.templates(jax.tree.map(lambda p: p[0], params)), data.SOURCES[config.dataset].classes,
+        linear.templates(experiment.first_seed(params)), data.SOURCES[config.dataset].classes,
         out / "templates.png", title=f"Templates of the linear model on {config.dataset} (seed 0): columns of w",
     )
     return experiment.finish(
         out, make_tables=make_tables, experiment="baseline", config=config, dataset=dataset, records=records,
-        tuned={"learning_rate": best.learning_rate, "weight_decay": best.weight_decay},
+        tuned=best._asdict(),
         tuning=grid.records(), timing=timing, summary=summary,
     )
 

@@ -8,8 +8,8 @@ A block in the README looks like
     ...replaced by the file's contents...
     <!-- end include -->
 
-and `<!-- include results/translation-gpu/table.md tables=7,8 -->` keeps only
-those tables of the file (numbered from 1, in the order the file has them).
+and `<!-- include results/translation-gpu/table.md tables="Shift robustness;the linear trained" -->`
+keeps only the tables whose captions contain those texts, in that order.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from mnist_linear import results
 
 BLOCK = re.compile(
-    r"(<!-- include (?P<path>\S+)(?: tables=(?P<tables>[\d,]+))? -->\n)(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+    r'(<!-- include (?P<path>\S+)(?: tables="(?P<tables>[^"]+)")? -->\n)(?P<body>.*?)(<!-- end include -->)', re.DOTALL)
 
 
 def split_tables(text: str) -> list[str]:
@@ -34,8 +34,14 @@ def _contents(match: re.Match, root: Path) -> str:
     text = (root / match.group("path")).read_text()
     if not match.group("tables"):
         return text
-    chosen = split_tables(text)
-    return "\n".join(chosen[int(i) - 1] for i in match.group("tables").split(","))
+    found = split_tables(text)
+    chosen = []
+    for caption in match.group("tables").split(";"):
+        hits = [t for t in found if caption in t.splitlines()[0]]
+        if len(hits) != 1:
+            raise ValueError(f"{match.group('path')}: {len(hits)} tables have {caption!r} in their caption, not 1.")
+        chosen += hits
+    return "\n".join(chosen)
 
 
 def render(readme: str, root: Path) -> str:

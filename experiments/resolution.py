@@ -26,7 +26,6 @@ import functools
 import sys
 
 import jax
-import numpy as np
 
 from mnist_linear import data, experiment, models, plots, stats, tables, train
 
@@ -72,14 +71,14 @@ def main(argv=None) -> dict:
             (params, log), timing[f"{name}, {size} px"] = experiment.train_models(
                 config, split, hparams, model, augment=lambda _, x, resize=resize: resize(x))
             records += [{"model": name, "factor": factor, "image_size": size, **r} for r in experiment.seed_records(
-                log, parameters=models.parameter_count(jax.tree.map(lambda p: p[0], params)),
+                log, parameters=models.parameter_count(experiment.first_seed(params)),
                 learning_rate=hparams.learning_rate,
                 test_accuracy=experiment.score(model.logits, params, dataset.test, resize, batch_size))]
             print(f"{name} at {size} px: {timing[f'{name}, {size} px']['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
     return experiment.finish(out, make_tables=make_tables, write_figures=write_figure, experiment="resolution",
                              config=config, dataset=dataset, records=records, timing=timing,
-                             tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
+                             tuned=tuned._asdict())
 
 
 def _by_size(records, name):

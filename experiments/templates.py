@@ -67,10 +67,10 @@ def main(argv=None) -> dict:
             in_use = np.array([(template_usage(jax.tree.map(lambda p: np.asarray(p[s]), params), k, dataset.test)
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
             records += [{"k": k, "reduce": reduce, **r} for r in experiment.seed_records(
-                log, parameters=models.parameter_count(jax.tree.map(lambda p: p[0], params)),
+                log, parameters=models.parameter_count(experiment.first_seed(params)),
                 test_accuracy=experiment.score(model.logits, params, dataset.test), templates_in_use=in_use)]
             if reduce == "logsumexp" and k == config.figure_k:
-                figure_params = jax.tree.map(lambda p: np.asarray(p[0]), params)
+                figure_params = jax.device_get(experiment.first_seed(params))
     out.mkdir(parents=True, exist_ok=True)
     usage = template_usage(figure_params, config.figure_k, dataset.test)
     images = template_images(figure_params, config.figure_k)
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     results.save_params(out / "figure_params.npz", figure_params)
     return experiment.finish(out, make_tables=make_tables, experiment="templates", config=config, dataset=dataset,
                              records=records, timing=timing, template_usage=usage.tolist(),
-                             tuned={"learning_rate": tuned.learning_rate, "weight_decay": tuned.weight_decay})
+                             tuned=tuned._asdict())
 
 
 def make_tables(written: dict) -> list[tables.Table]:

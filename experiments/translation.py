@@ -5,7 +5,8 @@ Run:
     python -m experiments.translation --out /tmp/quick --quick     # seconds, as the tests run it
 
     # On a GPU, the CNN with full settings:
-    python -m experiments.translation --out results/translation-gpu --cnn-seeds 10 --cnn-epochs 10 --cnn-tta --matrix-cnn-seeds 5
+    python -m experiments.translation --out results/translation-gpu --cnn-seeds 10 --cnn-epochs 10 --matrix-cnn-seeds 5 \
+        --cnn-eval-batch-size 200 --cnn-offsets-at-once 3
 
 Runtime (2 CPU cores): about 12 minutes (linear ≈ 5, small CNN ≈ 7).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
@@ -103,8 +104,7 @@ def shift_matrix(name: str, model: models.Model, hparams, config: Config, train_
     (params, log), timing[f"{name}: train-shift matrix, training"] = experiment.compile_and_run(
         invariance.train_shifted, experiment.seed_keys(config.seed, seeds), jnp.asarray(split.images),
         jnp.asarray(split.labels),
-        train.Hyperparams(jnp.float32(hparams.learning_rate), jnp.float32(hparams.weight_decay)),
-        train_dx, np.zeros_like(train_dx), model=model, loss_fn=metrics.cross_entropy, config=train_config)
+        jax.tree.map(jnp.float32, hparams), train_dx, np.zeros_like(train_dx), model=model, loss_fn=metrics.cross_entropy, config=train_config)
     t = len(train_dx)
     flat = jax.tree.map(lambda p: p.reshape(t * seeds, *p.shape[2:]), params)
     dxs, dys = shifts.offset_grid(config.max_shift)
@@ -196,7 +196,7 @@ def make_tables(written: dict) -> list[tables.Table]:
 
     for name in dict.fromkeys(r["model"] for r in matrix):
         ticks, values = matrix_values(matrix, name)
-        n = len({r["seed"] for r in matrix if r["model"] == name})
+        n = len({r["seed"] for r in matrix if r["model"] == name and not r["diverged"]})
         out.append(tables.Table(
             caption=f"Train-shift × test-shift: test accuracy (%) of the {name} trained on data shifted by "
                     f"train dx, tested at test dx (dy = 0, zero fill), mean over {n} seeds.",
@@ -289,13 +289,13 @@ def main(argv=None) -> dict:
     for phase, t in timing.items():
         print(f"{phase}: compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
-    plots.templates(linear.templates(jax.tree.map(lambda p: p[0], augmented)), data.SOURCES[config.dataset].classes,
+    plots.templates(linear.templates(experiment.first_seed(augmented)), data.SOURCES[config.dataset].classes,
                     out / "templates_shift_augmented.png",
                     title=f"Templates after random-shift augmentation (±{config.augment_shift} px): blurred")
     return experiment.finish(
         out, make_tables=make_tables, write_figures=write_figures, experiment="translation", config=config,
         dataset=dataset, records=records, timing=timing, test_images=len(test.labels),
-        tuned={"learning_rate": hparams.learning_rate, "weight_decay": hparams.weight_decay})
+        tuned=hparams._asdict())
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ class Dataset(NamedTuple):
     name: str
     train: Split
     test: Split
-    md5: dict[str, str]  # file name -> verified MD5 of its uncompressed bytes
+    md5: dict[str, str]  # file name -> verified MD5 of its uncompressed bytes (empty for tfds_official)
     folder: Path  # where the IDX files were read from
 
 
@@ -268,19 +268,19 @@ def load(
     stored order and with no IDX checksums to verify.
     """
     spec = _source(name)
+    if source not in ("idx", "tfds", "tfds_official"):
+        raise ValueError(f"Unknown source {source!r}; choose 'idx', 'tfds' or 'tfds_official'.")
     if source == "tfds_official":
         from mnist_linear import tfds_source  # tensorflow-datasets is slow to import
 
         train, test = tfds_source.official(name, tfds_dir)
-        return Dataset(name, train, test, {}, Path(tfds_dir or "~/tensorflow_datasets"))
+        return Dataset(name, train, test, {}, Path(tfds_dir or "~/tensorflow_datasets").expanduser())
     folder = find(name, data_dir, download)
     if source == "idx":
         train = read_split(folder, spec.train_images, spec.train_labels)
         test = read_split(folder, spec.test_images, spec.test_labels)
-    elif source == "tfds":
+    else:
         from mnist_linear import tfds_source
 
         train, test = tfds_source.read(name, folder, tfds_dir)
-    else:
-        raise ValueError(f"Unknown source {source!r}; choose 'idx', 'tfds' or 'tfds_official'.")
     return Dataset(name, train, test, {f.filename: f.md5 for f in spec.files}, folder)

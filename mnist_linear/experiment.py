@@ -86,8 +86,8 @@ def train_models(
     return compile_and_run(
         train.train_seeds, seed_keys(config.seed, config.seeds),
         jnp.asarray(train_split.images), jnp.asarray(train_split.labels),
-        train.Hyperparams(jnp.float32(hparams.learning_rate), jnp.float32(hparams.weight_decay)),
-        model=model, loss_fn=metrics.cross_entropy, config=config.train_config, augment=augment,
+        jax.tree.map(jnp.float32, hparams), model=model, loss_fn=metrics.cross_entropy,
+        config=config.train_config, augment=augment,
     )
 
 
@@ -106,6 +106,11 @@ def predictions(logits_fn, params, split: data.Split, transform=None, batch_size
 def correct_counts(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
     """Correct predictions of each of the S models on all of `split`: `(S,)`."""
     return (predictions(logits_fn, params, split, transform, batch_size) == split.labels).sum(-1)
+
+
+def first_seed(params):
+    """The parameters of seed 0 from a pytree with a leading seed axis."""
+    return jax.tree.map(lambda p: p[0], params)
 
 
 def score(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:

@@ -19,7 +19,8 @@ def grid_predictions(params, images, dxs, dys, *, logits_fn, fill: str = "zeros"
     """Predicted class of S models on all N images at each of O offsets: int32 `(O, S, N)`.
 
     params: a pytree with a leading seed axis S; images: uint8 `(N, H, W)`;
-    dxs, dys: int `(O,)`, checked with `shifts.check_offsets` before tracing.
+    dxs, dys: int `(O,)`, each smaller than the image: traced offsets cannot be
+    checked, so check them first with `shifts.check_offsets`.
     `offsets_at_once` vmaps that many offsets per step of a `lax.map` (None: all
     of them): a convolutional model's activations for every offset at once can
     outgrow memory and cache, a linear model's cannot.
@@ -84,10 +85,15 @@ def _index(dxs, dys, dx, dy) -> int:
 
 
 def averaged_over_shifts(logits_fn, dxs, dys, fill: str = "zeros"):
-    """Test-time augmentation: a logits function averaging `logits_fn` over the given shifts."""
+    """Test-time augmentation: a logits function averaging `logits_fn` over the given shifts.
+
+    The shifts use their own `fill` whatever the test perturbation is: TTA is part of the model.
+    """
     dxs, dys = np.asarray(dxs), np.asarray(dys)
 
     def logits(params, images):
+        shifts.check_offsets(dxs, images.shape[-1], "dx")  # concrete: the shifts are fixed numpy arrays
+        shifts.check_offsets(dys, images.shape[-2], "dy")
         each = jax.vmap(lambda dx, dy: logits_fn(params, shifts.translate(images, dx, dy, fill)))(dxs, dys)
         return each.mean(0)
 

@@ -29,6 +29,10 @@ class Model(NamedTuple):
 
 LINEAR = Model(linear.init, linear.logits)
 
+# How tables and figures name the models of `get`.
+TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN (LeNet-5 layout)",
+          "cnn_large": "larger CNN", "cnn_gap": "CNN, global pooling"}
+
 
 def patches(x: jax.Array, size: int, padding: str) -> jax.Array:
     """im2col: `(N, H, W, C)` -> `(N, H', W', size·size·C)`, ordered (row, column, channel)."""
@@ -154,6 +158,8 @@ def from_flax(module: nn.Module, image_shape: tuple[int, int] = (28, 28)) -> Mod
 def get(name: str, image_size: int = 28, **kwargs) -> Model:
     """A model by name: linear, mlp, cnn_small, cnn_large, cnn_gap, templates (k=, reduce=)."""
     if name == "linear":
+        if kwargs:
+            raise ValueError(f"The linear model takes no options, got {sorted(kwargs)}.")
         return LINEAR if image_size == 28 else Model(
             lambda key: linear.init(key, num_pixels=image_size * image_size), linear.logits)
     modules = {"mlp": MLP, "cnn_small": SmallCNN, "cnn_large": LargerCNN, "cnn_gap": GlobalPoolCNN,

@@ -23,6 +23,7 @@ def environment() -> dict:
     import optax
 
     device = jax.devices()[0]
+    commit = _git("rev-parse", "HEAD")
     return {
         "python": platform.python_version(),
         "jax": jax.__version__,
@@ -35,8 +36,9 @@ def environment() -> dict:
         "device_count": jax.device_count(),
         "processor": _cpu_model() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": commit,
+        # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
+        "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
     }
 
 
@@ -65,8 +67,11 @@ def atomic_path(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,20 +11,22 @@ from scipy import stats
 class Summary(NamedTuple):
     mean: float
     std: float  # sample standard deviation (ddof=1); 0 for a single value
-    ci_low: float  # 95% Student-t interval for the mean
+    ci_low: float  # 95% Student-t interval for the mean; nan for a single value
     ci_high: float
     n: int
 
 
 def summarize(values, confidence: float = 0.95) -> Summary:
-    """Mean ± std and the t-interval of `values` `(n,)` (finite values only)."""
+    """Mean ± std and the t-interval of finite `values` `(n,)`."""
     values = np.asarray(values, np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"summarize needs a non-empty 1-d array, got shape {values.shape}.")
+    if not np.isfinite(values).all():
+        raise ValueError("summarize got inf or nan; leave diverged runs out and report them instead.")
     n = values.size
     mean = float(values.mean())
     if n == 1:
-        return Summary(mean, 0.0, mean, mean, 1)
+        return Summary(mean, 0.0, float("nan"), float("nan"), 1)
     std = float(values.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
     return Summary(mean, std, mean - half, mean + half, n)

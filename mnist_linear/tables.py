@@ -16,7 +16,7 @@ class Table(NamedTuple):
     def markdown(self) -> str:
         lines = [f"**{self.caption}**", "", _md_row(self.header), _md_row(["---"] * len(self.header))]
         lines += [_md_row(row) for row in self.rows]
-        lines += [""] + [f"{note}" for note in self.notes] if self.notes else []
+        lines += [""] + list(self.notes) if self.notes else []
         return "\n".join(lines) + "\n"
 
     def latex(self) -> str:
@@ -39,12 +39,17 @@ def _md_row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-_TEX_ESCAPES = {"%": r"\%", "&": r"\&", "_": r"\_", "#": r"\#", "±": r"$\pm$", "×": r"$\times$",
-                "–": "--", "—": "---", "†": r"$^\dagger$"}
+_TEX_ESCAPES = {"%": r"\%", "&": r"\&", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+                "^": r"\^{}", "~": r"\~{}", "\\": r"\textbackslash{}", "±": r"$\pm$", "×": r"$\times$",
+                "²": r"$^2$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "α": r"$\alpha$", "−": "-", "–": "--",
+                "—": "---", "†": r"$^\dagger$", "·": r"$\cdot$", "Δ": r"$\Delta$"}
 
 
 def _tex(text: str) -> str:
-    return "".join(_TEX_ESCAPES.get(c, c) for c in text)
+    out = "".join(_TEX_ESCAPES.get(c, c) for c in text)
+    if not out.isascii():
+        raise ValueError(f"No LaTeX for {sorted({c for c in out if not c.isascii()})} in {text!r}; add it to _TEX_ESCAPES.")
+    return out
 
 
 def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
@@ -53,5 +58,7 @@ def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def interval(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
-    """'[92.57, 92.65]'."""
+    """'[92.57, 92.65]', or '—' for a single value."""
+    if s.n < 2:
+        return "—"
     return f"[{s.ci_low * scale:.{digits}f}, {s.ci_high * scale:.{digits}f}]"

@@ -67,7 +67,7 @@ def make_update_step(logits_fn, loss_fn: LossFn, optimizer: optax.GradientTransf
         value, grads = jax.value_and_grad(loss)(params, images, targets)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {"loss": value, "grad_norm": optax.tree.norm(grads)}
+        return params, opt_state, {"loss": value}
 
     return update_step
 

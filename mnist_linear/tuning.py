@@ -9,6 +9,7 @@ looked at.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple, Sequence
 
 import jax
@@ -78,4 +79,7 @@ def grid_search(
             "Every grid point diverged (inf or nan loss); lower the learning rates of the grid."
         )
     i, j = np.unravel_index(np.argmax(score), score.shape)
+    if len(lrs) > 1 and i in (0, len(lrs) - 1) or len(wds) > 1 and j == len(wds) - 1:
+        warnings.warn(f"The best grid point (learning rate {lrs[i]:g}, weight decay {wds[j]:g}) is on the edge "
+                      f"of the grid {lrs.tolist()} × {wds.tolist()}; the optimum may lie outside: widen the grid.")
     return GridResult(lrs, wds, accuracy, diverged, train.Hyperparams(float(lrs[i]), float(wds[j])))

@@ -7,6 +7,11 @@ import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+import pytest
+
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not os.environ.get("MNIST_LINEAR_DATA") and _SHARED.is_dir():
     os.environ["MNIST_LINEAR_DATA"] = str(_SHARED)
+if not (Path(os.environ.get("MNIST_LINEAR_DATA", "")) / "mnist").is_dir():
+    pytest.exit("The tests read the real IDX files: set MNIST_LINEAR_DATA to a folder holding mnist/ and "
+                f"fashion-mnist/ (default {_SHARED}).", returncode=2)

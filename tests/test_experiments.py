@@ -98,7 +98,13 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
     assert ("linear + shift aug.", "consistency") in metrics and ("small CNN", "consistency") in metrics
     assert len(metrics) == 6 * 4  # four linear variants and two CNN ones, four metrics each
 
-    assert (out / "table.md").read_text() == "\n".join(t.markdown() for t in translation.make_tables(written))
+    table = (out / "table.md").read_text()
+    assert table == "\n".join(t.markdown() for t in translation.make_tables(written))
+    # The robustness table's "2 px" cell of the linear model: per seed, the mean over the four 2-px axis shifts.
+    two_px = [np.mean([r["accuracy"] for r in grid if r["fill"] == "zeros" and r["seed"] == s
+                       and (abs(r["test_dx"]), abs(r["test_dy"])) in ((2, 0), (0, 2))]) for s in (0, 1)]
+    row = next(line for line in table.splitlines() if line.startswith("| linear | 2 |"))
+    assert row.split(" | ")[4] == f"{100 * np.mean(two_px):.1f} ± {100 * np.std(two_px, ddof=1):.1f}"
 
 
 def _outputs(out):
@@ -126,6 +132,8 @@ def test_ladder_quick(tmp_path):
         assert np.isclose(row["p_value"], scipy.stats.ttest_ind(b, a, equal_var=False).pvalue)
     table = (out / "table.md").read_text()
     assert "LeCun et al. 1998: LeNet-5" in table and "Welch" in table
+    linear = [r["test_accuracy"] for r in steps if r["model"] == "linear"]
+    assert f"| linear | 7,850 | {100 * np.mean(linear):.2f} ± {100 * np.std(linear, ddof=1):.2f} |" in table
     _tables_match(out, ladder.make_tables(written))
 
 

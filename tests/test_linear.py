@@ -135,8 +135,14 @@ class LinearTest(chex.TestCase):
         for start in (0, 100, 200):
             x, y = batch(100, start)
             p, state, _ = step(p, state, x, y)
-        state.hyperparams["learning_rate"] = jnp.float32(0.01)
-        p, state, _ = step(p, state, *batch(100, 300))  # would raise on a second trace
+        # A new learning rate is new state, not a new program, and it takes effect at once:
+        # from the same state, the step at rate 0.01 is a tenth of the step at 0.1.
+        x, y = batch(100, 300)
+        at_01, _, _ = step(p, state, x, y)
+        slower = state._replace(hyperparams={**state.hyperparams, "learning_rate": jnp.float32(0.01)})
+        at_001, _, _ = step(p, slower, x, y)  # would raise on a second trace
+        chex.assert_trees_all_close(jax.tree.map(lambda n, o: n - o, at_001, p),
+                                    jax.tree.map(lambda n, o: 0.1 * (n - o), at_01, p), rtol=1e-4, atol=1e-7)
 
     def test_templates_are_the_columns_of_w(self):
         p = _params()

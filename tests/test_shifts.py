@@ -138,8 +138,9 @@ def test_consistency_draws_two_independent_shifts():
     for draw, k in enumerate((first, second)):
         dx, dy = shifts.random_offsets(k, 500, 3)
         moved = shifts.translate_each(images, dx, dy).astype(jnp.float32) / 255
-        np.testing.assert_array_equal(paired[draw, 1], np.argmax(linear.logits(jax.tree.map(lambda p: p[1], params),
-                                                                                moved), -1))
+        for seed in range(2):
+            seed_params = jax.tree.map(lambda p: p[seed], params)
+            np.testing.assert_array_equal(paired[draw, seed], np.argmax(linear.logits(seed_params, moved), -1))
     np.testing.assert_allclose(invariance.consistency(paired), (paired[0] == paired[1]).mean(-1))
     assert 0 < invariance.consistency(paired).min() < 1
 
