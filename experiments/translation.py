@@ -8,11 +8,14 @@ Run:
     python -m experiments.translation --out results/translation-gpu --cnn-seeds 10 --cnn-epochs 10 --matrix-cnn-seeds 5 \
         --cnn-eval-batch-size 200 --cnn-offsets-at-once 3
 
-Runtime (2 CPU cores): about 12 minutes (linear ≈ 5, small CNN ≈ 7).
+Runtime: the linear part takes 5.3 minutes on 2 CPU cores (measured); the small CNN's
+grid adds about 0.1 ms per image and offset there, so the CPU defaults run for about
+20 minutes (not run end to end). The GPU settings took 117 s on an H200 (measured).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
 1 px, 61–66 % at 2 px along an axis, about 40 % at 2 px on the diagonal and 13–25 % at 4 px.
 Random-shift augmentation (±2 px) costs it about 5 points at 0 px and gains about 17 at 2 px.
-The small CNN is far less sensitive (about 98 % at 1 px), though not invariant.
+The small CNN is far less sensitive (99.3 % at 0 px, 98.7 % at 1 px, 62 % at 4 px), and with
+the same augmentation 96 % at 4 px.
 
 Phases, each one compiled program, timed as compile + run:
 1. the tuned linear model (the baseline's recipe and seeds), S seeds vmapped, and the
