@@ -298,6 +298,7 @@ def main(argv=None) -> dict:
     return experiment.finish(
         out, make_tables=make_tables, write_figures=write_figures, experiment="translation", config=config,
         dataset=dataset, records=records, timing=timing, test_images=len(test.labels),
+        results_file="results.json.gz",  # one record per model, seed, offset and fill: megabytes as text
         tuned=hparams._asdict())
 
 

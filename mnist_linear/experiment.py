@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -137,7 +136,8 @@ def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str
     `--quick` starts from the `quick` overrides; explicit flags apply on top.
     """
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="folder for results.json, tables and figures")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for results.json (or .json.gz), tables and figures")
     parser.add_argument("--quick", action="store_true", help="tiny settings that run in seconds (the tests)")
     for field in dataclasses.fields(config_cls):
         flag, default = "--" + field.name.replace("_", "-"), field.default
@@ -183,9 +183,10 @@ def write_outputs(
     config,
     dataset: data.Dataset,
     records: list[dict],
+    results_file: str = "results.json",
     **extra,
 ) -> dict:
-    """Writes results.json into `out`; returns its contents as read back."""
+    """Writes `results_file` into `out`; returns its contents as read back."""
     summary = {
         "experiment": experiment,
         "config": dataclasses.asdict(config),
@@ -194,12 +195,12 @@ def write_outputs(
         **extra,
         "records": records,
     }
-    results.write_json(out / "results.json", summary)
-    return json.loads((out / "results.json").read_text())
+    results.write_json(out / results_file, summary)
+    return results.read_json(out / results_file)
 
 
 def finish(out: Path, *, make_tables, write_figures=None, **outputs) -> dict:
-    """Writes results.json, then the tables and figures made from its contents alone; prints the tables."""
+    """Writes the results file, then the tables and figures made from its contents alone; prints the tables."""
     written = write_outputs(out, **outputs)
     table_list = make_tables(written)
     write_tables(out, table_list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib.metadata
 import io
 import json
@@ -84,7 +85,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=_to_builtin) + "\n")
+    """JSON, gzipped when `path` ends in .gz (for sweeps with many thousands of records)."""
+    text = json.dumps(obj, indent=2, default=_to_builtin) + "\n"
+    if Path(path).suffix != ".gz":
+        return write_text(path, text)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(text.encode(), mtime=0))  # mtime=0: the same results, the same bytes
+
+
+def read_json(path: str | os.PathLike):
+    """What `write_json` wrote."""
+    raw = Path(path).read_bytes()
+    return json.loads(gzip.decompress(raw) if Path(path).suffix == ".gz" else raw)
 
 
 def _to_builtin(x):

@@ -64,9 +64,9 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
     variants = ["linear", "linear_tta", "linear_shift_aug", "linear_shift_aug_tta", "small_cnn",
                 "small_cnn_shift_aug"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["results.json", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix_linear.png",
+        ["results.json.gz", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix_linear.png",
          "train_test_matrix_small_cnn.png"] + [f"grid_{v}_{fill}.png" for v in variants for fill in ("zeros", "wrap")])
-    assert json.loads((out / "results.json").read_text()) == written
+    assert results.read_json(out / "results.json.gz") == written
     for phase in ("linear: training", "linear: shift grid, zeros", "linear: train-shift matrix, training",
                   "small CNN: train-shift matrix, evaluation"):
         assert set(written["timing"][phase]) == {"compile_s", "run_s"}
