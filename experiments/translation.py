@@ -135,10 +135,10 @@ def _accuracy_by_seed(records, **where) -> np.ndarray:
 
 def _along(direction: str, k: int) -> dict:
     """The offsets k px along x, along y or on both diagonals, in both directions."""
-    signs = {(a, b) for a in (-1, 1) for b in (-1, 1)}
-    pairs = {"x": {(a * k, 0) for a, _ in signs}, "y": {(0, a * k) for a, _ in signs},
-             "diagonal": {(a * k, b * k) for a, b in signs}}[direction]
-    return {"test_offset": pairs}
+    signs = (-1, 1)
+    offsets = {"x": {(s * k, 0) for s in signs}, "y": {(0, s * k) for s in signs},
+               "diagonal": {(a * k, b * k) for a in signs for b in signs}}[direction]
+    return {"test_offset": offsets}
 
 
 def _with_offsets(records):

@@ -59,9 +59,10 @@ class DeepTrainingConfig(TrainingConfig):
 
 
 def training_split(config: TrainingConfig, dataset: data.Dataset) -> data.Split:
-    """The first `train_examples` training images (all of them by default)."""
+    """The first `train_examples` training images (all by default), put on the device once:
+    the tuning grid and every model trained from it reuse the same buffers."""
     n = config.train_examples or len(dataset.train.labels)
-    return data.Split(dataset.train.images[:n], dataset.train.labels[:n])
+    return data.Split(jnp.asarray(dataset.train.images[:n]), jnp.asarray(dataset.train.labels[:n]))
 
 
 def tune_linear(config: TrainingConfig, train_split: data.Split) -> tuning.GridResult:
@@ -104,7 +105,7 @@ def predictions(logits_fn, params, split: data.Split, transform=None, batch_size
 
 def correct_counts(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
     """Correct predictions of each of the S models on all of `split`: `(S,)`."""
-    return (predictions(logits_fn, params, split, transform, batch_size) == split.labels).sum(-1)
+    return (predictions(logits_fn, params, split, transform, batch_size) == np.asarray(split.labels)).sum(-1)
 
 
 def first_seed(params):

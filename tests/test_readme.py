@@ -1,9 +1,8 @@
 """README.md: its Colab code runs, and its tables are the ones the code wrote."""
 
+import importlib
 import re
 from pathlib import Path
-
-import importlib
 
 from experiments import readme
 from mnist_linear import results
