@@ -1,11 +1,12 @@
 """The linear softmax baseline: tune on validation, train S seeds, report the test set.
 
 Run:
-    python -m experiments.baseline --out results/baseline
+    python -m experiments.baseline --out results/baseline                       # the cpu preset
     python -m experiments.baseline --out results/baseline-fashion --dataset fashion_mnist
-    python -m experiments.baseline --out /tmp/quick --quick      # seconds, as the tests run it
+    python -m experiments.baseline --out /tmp/quick --preset quick             # seconds, as the tests run it
 
-Runtime (2 CPU cores): 40 s measured (the 16-point grid × 2 seeds, then 10 seeds ≈ 15 s).
+Runtime (2 CPU cores): cpu 40 s measured (the 16-point grid × 2 seeds, then 10 seeds ≈ 15 s);
+quick RUNTIME_QUICK. The gpu preset is the cpu one.
 Expected: MNIST test accuracy 92.6 ± 0.05 % (error 7.4 %); Fashion-MNIST 84.6 ± 0.1 %.
 
 Steps: (1) a learning-rate × weight-decay grid, trained on the first 50,000
@@ -16,12 +17,15 @@ validation accuracy) trains `seeds` models on all 60,000 images, vmapped;
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from typing import ClassVar
 
 import jax
 import numpy as np
 
-from mnist_linear import data, experiment, linear, plots, results, stats, tables
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, linear, models, plots, results, stats, tables, tasks
 
 # Reference rows, from the literature, not run here.
 LITERATURE = {
@@ -33,8 +37,9 @@ LITERATURE = {
 }
 
 
-Config = experiment.TrainingConfig
-QUICK = experiment.QUICK_TRAINING
+@dataclasses.dataclass(frozen=True)
+class Config(configs.TrainingConfig):
+    PRESETS: ClassVar[dict] = {"quick": configs.QUICK_TRAINING, "cpu": {}, "gpu": {}}
 
 
 def make_tables(written: dict) -> list[tables.Table]:
@@ -56,57 +61,49 @@ def make_tables(written: dict) -> list[tables.Table]:
             *((name, n, "—", err, "—", "—") for name, n, err in LITERATURE[config["dataset"]]),
         ),
         notes=(
-            f"Tuned on a validation split (last {config['num_validation']:,} training images): "
-            f"learning rate {written['tuned']['learning_rate']:g}, weight decay {written['tuned']['weight_decay']:g}; "
-            f"SGD, momentum {config['momentum']}, batch {config['batch_size']}, epochs {config['epochs']}, "
-            f"{config['schedule']} schedule, {summary['train_examples']:,} training images. "
-            f"Ran on {experiment.machine(written['environment'])}.",
+            f"{tables.recipe_note(written['linear_recipe'], config)} (the validation split: the last "
+            f"{config['num_validation']:,} training images); SGD, momentum {config['momentum']}, batch "
+            f"{config['batch_size']}, {config['schedule']} schedule, {summary['train_examples']:,} training images. "
+            f"Ran on {tables.machine(written['environment'])}.",
             *(["† Reported in the literature (error only), not run here."] if LITERATURE[config["dataset"]] else []),
         ),
     )]
 
 
 def main(argv=None) -> dict:
-    config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
-    dataset = data.load(config.dataset, source=config.source)
-    train_split = experiment.training_split(config, dataset)
+    run = experiment.start(Config, __doc__, argv)
+    config, out, dataset, train_split = run.config, run.out, run.dataset, run.train_split
 
     grid = experiment.tune_linear(config, train_split)
-    best = grid.best
-    print(f"tuned on validation: learning_rate={best.learning_rate:g} weight_decay={best.weight_decay:g}")
-
-    (params, log), timing = experiment.train_models(config, train_split, best)
+    (params, log), timing = experiment.train_models(config, train_split, grid.best, models.LINEAR)
+    classes = evaluate.seed_outputs(params, dataset.test.images, apply=linear.logits,
+                                    reduce=tasks.CLASSIFICATION.reduce)
     total = len(dataset.test.labels)
-    correct = experiment.correct_counts(linear.logits, params, dataset.test)
+    correct = (np.asarray(classes) == dataset.test.labels).sum(-1)
     diverged = np.asarray(log.diverged)
 
-    records = [
-        {"model": "linear", "seed": s, "test_correct": int(correct[s]), "test_total": total,
-         "test_accuracy": correct[s] / total, "test_error": 1 - correct[s] / total,
-         "final_train_loss": float(log.loss[s, -1]), "diverged": bool(diverged[s])}
-        for s in range(config.seeds)
-    ]
+    records = results.seed_records(
+        diverged, model="linear", test_correct=correct, test_total=total, test_accuracy=correct / total,
+        test_error=1 - correct / total, final_train_loss=np.asarray(log.loss[:, -1]))
     ok = ~diverged
     if not ok.any():
         raise FloatingPointError("Every seed diverged; see results of the grid and lower the learning rate.")
     summary = {
         "test_accuracy": stats.summarize(correct[ok] / total)._asdict(),
         "test_error": stats.summarize(1 - correct[ok] / total)._asdict(),
-        "parameters": sum(int(np.prod(p.shape[1:])) for p in jax.tree.leaves(params)),
+        "parameters": models.parameter_count(experiment.first_seed(params)),
         "diverged_seeds": int((~ok).sum()),
         "train_examples": len(train_split.labels),
         "test_examples": total,
     }
     out.mkdir(parents=True, exist_ok=True)
-    results.save_params(out / "params.npz", params)
+    results.save_params(out / "params.npz", jax.device_get(params))
     plots.templates(
         linear.templates(experiment.first_seed(params)), data.SOURCES[config.dataset].classes,
         out / "templates.png", title=f"Templates of the linear model on {config.dataset} (seed 0): columns of w",
     )
     return experiment.finish(
-        out, make_tables=make_tables, experiment="baseline", config=config, dataset=dataset, records=records,
-        tuned=best._asdict(),
-        tuning=grid.records(), timing=timing, summary=summary,
+        run, experiment="baseline", make_tables=make_tables, records=records, linear_recipe=grid.recipe(), tuning=grid.records(), timing=timing, summary=summary,
     )
 
 

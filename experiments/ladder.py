@@ -1,20 +1,18 @@
 """The ladder: linear -> MLP -> small CNN -> larger CNN, each step tested against the last.
 
 Run:
-    python -m experiments.ladder --out results/ladder
-    python -m experiments.ladder --out /tmp/quick --quick       # seconds, as the tests run it
-    # On a GPU, the bigger settings:
-    python -m experiments.ladder --out results/ladder-gpu --seeds 10 --epochs 15 --large-widths 32 64 --large-hidden 256
+    python -m experiments.ladder --out results/ladder                   # the cpu preset
+    python -m experiments.ladder --out /tmp/quick --preset quick        # seconds, as the tests run it
+    python -m experiments.ladder --out results/ladder-gpu --preset gpu  # the committed GPU tables
 
-Runtime: the GPU settings took 150 s on an H200 (measured). The CPU defaults (3 seeds,
-3 epochs) were not run end to end; one SGD step of the larger CNN at its CPU widths takes
-67 ms on 2 cores, which puts the run near 10 minutes.
+Runtime: gpu 150 s on an NVIDIA H200 (measured); cpu RUNTIME_CPU and quick RUNTIME_QUICK on
+2 CPU cores (measured).
 Expected (MNIST, GPU settings, 10 seeds, measured): linear 92.66 %, MLP 98.13 %, small CNN
 99.27 %, larger CNN 99.39 %, each step significant (p from 1e-28 to 5e-5). With the CPU
 defaults' 3 seeds the last step may not reach p < 0.05.
 
-The linear model uses the baseline's tuned recipe (validation grid); the MLP and
-CNNs use one fixed SGD setting (`deep_learning_rate`, `deep_weight_decay`), all
+The linear model is tuned on a validation split (the linear recipe, recorded with
+its grid in results.json and named in the table note); the MLP and CNNs use one fixed SGD setting (`deep_learning_rate`, `deep_weight_decay`), all
 with momentum 0.9, batch 100 and a cosine schedule. Significance: Welch's
 two-sided t-test on the per-seed test accuracies of consecutive steps.
 The antipattern: the same models trained on only `small_data_examples` images.
@@ -24,10 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import ClassVar
 
 import numpy as np
 
-from mnist_linear import data, experiment, models, plots, stats, tables
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, models, plots, results, stats, tables, tasks
+
+field = configs.field
 
 LITERATURE = (
     ("LeCun et al. 1998: 2-layer net, 300 hidden units†", "238,510", "95.30"),
@@ -39,16 +41,33 @@ DID_NOT_TRAIN = 0.2  # training accuracy below twice chance (10 classes)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(experiment.DeepTrainingConfig):
-    large_widths: tuple[int, ...] = (16, 32)
-    large_hidden: int = 128
-    small_data_examples: int = 500
-    small_data_epochs: int = 100
-    alpha: float = 0.05  # significance level of "beats the previous step"
+class Config(configs.TrainingConfig):
+    seeds: int = field(3, "models per step (independent seeds, one vmapped program)")
+    epochs: int = field(3, "training epochs of every step")
+    large_widths: tuple[int, ...] = field((16, 32), "channels of the larger CNN's two blocks")
+    large_hidden: int = field(128, "width of the larger CNN's dense layer")
+    small_data_examples: int = field(500, "training images of the antipattern (the first ones)")
+    small_data_epochs: int = field(100, "epochs of the antipattern")
+    alpha: float = field(0.05, 'significance level of "beats the previous step"')
 
+    PRESETS: ClassVar[dict] = {
+        "quick": {**configs.QUICK_TRAINING, "small_data_examples": 200, "small_data_epochs": 3,
+                  "large_widths": (4, 8), "large_hidden": 16},
+        "cpu": {},
+        "gpu": {"seeds": 10, "epochs": 15, "large_widths": (32, 64), "large_hidden": 256},
+    }
 
-QUICK = {**experiment.QUICK_TRAINING, "small_data_examples": 200, "small_data_epochs": 3,
-         "large_widths": (4, 8), "large_hidden": 16}
+    def check(self) -> None:
+        super().check()
+        for name in ("large_hidden", "small_data_epochs"):
+            configs._at_least(name, getattr(self, name), 1)
+        if min(self.large_widths) < 1:
+            raise ValueError(f"large_widths must be ≥ 1, got {self.large_widths}.")
+        if not self.batch_size <= self.small_data_examples <= (self.train_examples or 60_000):
+            raise ValueError(f"small_data_examples must be between batch_size ({self.batch_size}) and the "
+                             f"training images used, got {self.small_data_examples}.")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}.")
 
 
 def ladder_models(config: Config) -> dict[str, models.Model]:
@@ -56,45 +75,48 @@ def ladder_models(config: Config) -> dict[str, models.Model]:
             "cnn_large": models.get("cnn_large", widths=config.large_widths, hidden=config.large_hidden)}
 
 
+def accuracy(model: models.Model, params, split: data.Split) -> np.ndarray:
+    """Accuracy of each of the S models on every image of `split`: `(S,)`."""
+    classes = evaluate.seed_outputs(params, split.images, apply=model.logits, reduce=tasks.CLASSIFICATION.reduce)
+    return (np.asarray(classes) == np.asarray(split.labels)).mean(-1)
+
+
 def main(argv=None) -> dict:
-    config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
-    dataset = data.load(config.dataset, source=config.source)
-    split = experiment.training_split(config, dataset)
+    run = experiment.start(Config, __doc__, argv)
+    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
     small = data.Split(split.images[: config.small_data_examples], split.labels[: config.small_data_examples])
     small_config = dataclasses.replace(config, epochs=config.small_data_epochs)
-    tuned = experiment.tune_linear(config, split).best
+    recipe = experiment.tune_linear(config, split)
     timing, records = {}, []
     for name, model in ladder_models(config).items():
-        hparams = tuned if name == "linear" else config.deep_hparams
+        hparams = recipe.best if name == "linear" else config.deep_hparams
         (params, log), timing[name] = experiment.train_models(config, split, hparams, model)
-        records += [{"kind": "ladder", "model": name, **r} for r in experiment.seed_records(
-            log, parameters=models.parameter_count(experiment.first_seed(params)),
-            test_accuracy=experiment.score(model.logits, params, dataset.test),
-            train_s=timing[name]["run_s"] / config.seeds)]
+        records += results.seed_records(
+            log.diverged, kind="ladder", model=name, parameters=models.parameter_count(experiment.first_seed(params)),
+            test_accuracy=accuracy(model, params, dataset.test), train_s=timing[name]["run_s"] / config.seeds)
         print(f"{name}: trained in {timing[name]['run_s']:.1f} s (+{timing[name]['compile_s']:.1f} s compile)")
         if name == "mlp":
             continue  # the antipattern compares the linear model with the CNNs
         (params, log), timing[f"{name}, {len(small.labels)} images"] = experiment.train_models(
             small_config, small, hparams, model)
-        records += [{"kind": "small_data", "model": name, **r} for r in experiment.seed_records(
-            log, train_accuracy=experiment.score(model.logits, params, small),
-            test_accuracy=experiment.score(model.logits, params, dataset.test))]
+        records += results.seed_records(
+            log.diverged, kind="small_data", model=name, train_accuracy=accuracy(model, params, small),
+            test_accuracy=accuracy(model, params, dataset.test))
 
     out.mkdir(parents=True, exist_ok=True)
     return experiment.finish(
-        out, make_tables=make_tables, write_figures=write_figure, experiment="ladder", config=config,
-        dataset=dataset, records=records, timing=timing,
-        tuned_linear=tuned._asdict())
+        run, experiment="ladder", make_tables=make_tables, write_figures=write_figures, records=records,
+        timing=timing, linear_recipe=recipe.recipe())
 
 
 def significance(written: dict) -> list[dict]:
     """For each step after the first: mean gain over the previous step and Welch's p-value."""
-    ladder = [r for r in written["records"] if r["kind"] == "ladder"]
+    ladder = results.select(written["records"], kind="ladder")
     names = list(dict.fromkeys(r["model"] for r in ladder))
     rows = []
     for previous, current in zip(names, names[1:]):
-        a = experiment.finite(ladder, "test_accuracy", model=previous)
-        b = experiment.finite(ladder, "test_accuracy", model=current)
+        a = results.per_seed(ladder, "test_accuracy", model=previous)
+        b = results.per_seed(ladder, "test_accuracy", model=current)
         p = stats.welch_t_test(b, a)
         rows.append({"model": current, "gain": b.mean() - a.mean(), "p_value": p,
                      "beats_previous": bool(b.mean() > a.mean() and p < written["config"]["alpha"])})
@@ -104,29 +126,29 @@ def significance(written: dict) -> list[dict]:
 def make_tables(written: dict) -> list[tables.Table]:
     """The ladder and the antipattern tables, from the contents of results.json alone."""
     config, records = written["config"], written["records"]
-    ladder = [r for r in records if r["kind"] == "ladder"]
+    ladder = results.select(records, kind="ladder")
     tests = {row["model"]: row for row in significance(written)}
     rows = []
     for name in dict.fromkeys(r["model"] for r in ladder):
-        accuracy = stats.summarize(experiment.finite(ladder, "test_accuracy", model=name))
+        accuracy = stats.summarize(results.per_seed(ladder, "test_accuracy", model=name))
         step = tests.get(name)
         verdict = "—" if step is None else (
             f"{'yes' if step['beats_previous'] else 'no'}: {100 * step['gain']:+.2f} pts, p = {step['p_value']:.1g}")
         params = next(r["parameters"] for r in ladder if r["model"] == name)
         train_s = np.mean([r["train_s"] for r in ladder if r["model"] == name])
-        rows.append((models.TITLES[name], f"{params:,}", tables.mean_std(accuracy), tables.interval(accuracy),
+        rows.append((tables.TITLES[name], f"{params:,}", tables.mean_std(accuracy), tables.interval(accuracy),
                      f"{train_s:.1f} s", verdict))
     rows += [(name, n, acc, "—", "—", "—") for name, n, acc in LITERATURE]
-    small = [r for r in records if r["kind"] == "small_data"]
-    trained = [r for r in small if r["train_accuracy"] >= DID_NOT_TRAIN]
+    small = results.select(records, kind="small_data")
+    trained = results.select(small, lambda r: r["train_accuracy"] >= DID_NOT_TRAIN)
     small_rows = []
     for name in dict.fromkeys(r["model"] for r in small):
-        train_acc = experiment.finite(trained, "train_accuracy", model=name)
-        test_acc = experiment.finite(trained, "test_accuracy", model=name)
+        train_acc = results.per_seed(trained, "train_accuracy", model=name)
+        test_acc = results.per_seed(trained, "test_accuracy", model=name)
         runs = sum(r["model"] == name for r in small)
         cells = [tables.mean_std(stats.summarize(v)) if len(v) else "—"
                  for v in (train_acc, test_acc, train_acc - test_acc)]
-        small_rows.append((models.TITLES[name], f"{len(train_acc)} of {runs}", *cells))
+        small_rows.append((tables.TITLES[name], f"{len(train_acc)} of {runs}", *cells))
     diverged = sum(r["diverged"] for r in records)
     return [
         tables.Table(
@@ -136,11 +158,10 @@ def make_tables(written: dict) -> list[tables.Table]:
                     f"beats the previous step (Welch's t-test, α = {config['alpha']})"),
             rows=tuple(rows),
             notes=(f"{config['epochs']} epochs of SGD (momentum {config['momentum']}, batch {config['batch_size']}, "
-                   f"{config['schedule']}); linear: the baseline's tuned rate "
-                   f"{written['tuned_linear']['learning_rate']:g}, decay {written['tuned_linear']['weight_decay']:g}; "
+                   f"{config['schedule']}). {tables.recipe_note(written['linear_recipe'], config)}; "
                    f"the others: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
                    f"Larger CNN: widths {tuple(config['large_widths'])}, dense {config['large_hidden']}. "
-                   f"{diverged} diverged runs excluded. Ran on {experiment.machine(written['environment'])}.",
+                   f"{diverged} diverged runs excluded. Ran on {tables.machine(written['environment'])}.",
                    "† Reported in the literature (accuracy = 100 − error), not run here.")),
         tables.Table(
             caption=f"The antipattern: trained on only {config['small_data_examples']} images "
@@ -152,11 +173,11 @@ def make_tables(written: dict) -> list[tables.Table]:
     ]
 
 
-def write_figure(written: dict, out) -> None:
-    ladder = [r for r in written["records"] if r["kind"] == "ladder"]
+def write_figures(written: dict, out) -> None:
+    ladder = results.select(written["records"], kind="ladder")
     names = list(dict.fromkeys(r["model"] for r in ladder))
-    plots.points([models.TITLES[n] for n in names],
-                 [100 * experiment.finite(ladder, "test_accuracy", model=n) for n in names],
+    plots.points([tables.TITLES[n] for n in names],
+                 [100 * results.per_seed(ladder, "test_accuracy", model=n) for n in names],
                  out / "ladder.png", y_label="test accuracy (%)",
                  title=f"The ladder: one point per seed ({written['config']['seeds']} seeds)")
 

@@ -1,10 +1,10 @@
 """Locality: one fixed permutation of the 784 pixels, applied to train and test images.
 
 Run:
-    python -m experiments.locality --out results/locality
-    python -m experiments.locality --out /tmp/quick --quick      # seconds, as the tests run it
+    python -m experiments.locality --out results/locality                # the cpu preset (also gpu)
+    python -m experiments.locality --out /tmp/quick --preset quick       # seconds, as the tests run it
 
-Runtime (2 CPU cores, defaults: 3 seeds, 3 epochs): 281 s measured.
+Runtime (2 CPU cores): cpu (3 seeds, 3 epochs) 281 s measured; quick RUNTIME_QUICK.
 Expected (MNIST): the linear model and the MLP are unchanged (their permuted runs
 are the same computation with the inputs and first-layer rows permuted alike, so
 they differ only by float summation order: a handful of the 10,000 test predictions
@@ -18,27 +18,29 @@ so the two runs are equivalent step for step; the CNN has no such equivalent.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, experiment, models, plots, stats, tables
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, models, plots, results, stats, tables, tasks, transforms
 
 # Where each model keeps its first weight matrix (rows = pixels).
 FIRST_LAYER = {"linear": ("w",), "mlp": ("Dense_0", "kernel")}
 MODELS = ("linear", "mlp", "cnn_small")
 
 
-Config = experiment.DeepTrainingConfig
-QUICK = experiment.QUICK_TRAINING
+@dataclasses.dataclass(frozen=True)
+class Config(configs.TrainingConfig):
+    seeds: int = configs.field(3, "models per configuration (independent seeds, one vmapped program)")
+    epochs: int = configs.field(3, "training epochs")
 
-
-def permute_pixels(images: jax.Array, permutation: jax.Array) -> jax.Array:
-    """Pixel j of the result is pixel permutation[j] of the input: `(..., 28, 28)` -> same shape."""
-    flat = images.reshape(*images.shape[:-2], -1)
-    return jnp.take(flat, permutation, axis=-1).reshape(images.shape)
+    PRESETS: ClassVar[dict] = {"quick": configs.QUICK_TRAINING, "cpu": {}, "gpu": {}}
 
 
 def permute_rows(params, path: tuple[str, ...], index, axis: int = 0):
@@ -59,60 +61,59 @@ def with_permuted_first_layer(model: models.Model, path: tuple[str, ...], permut
 
 
 def main(argv=None) -> dict:
-    config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
-    dataset = data.load(config.dataset, source=config.source)
-    split = experiment.training_split(config, dataset)
+    run = experiment.start(Config, __doc__, argv)
+    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
     # A stream apart from the models' seeds, which split key(seed) itself.
     permutation = jax.random.permutation(jax.random.fold_in(jax.random.key(config.seed), 3), data.IMAGE_SIZE ** 2)
-    permute = lambda x: permute_pixels(x, permutation)  # noqa: E731
-    tuned = experiment.tune_linear(config, split).best
+    permute = functools.partial(transforms.permute_pixels, permutation=permutation)
+    recipe = experiment.tune_linear(config, split)
     timing, records, closeness = {}, [], {}
     for name in MODELS:
         model = models.get(name)
-        hparams = tuned if name == "linear" else config.deep_hparams
+        hparams = recipe.best if name == "linear" else config.deep_hparams
         runs = {}
-        for pixels in ("original", "permuted"):
+        for pixels, transform in (("original", None), ("permuted", permute)):
             run_model = model
-            if pixels == "permuted" and name in FIRST_LAYER:
+            if transform is not None and name in FIRST_LAYER:
                 run_model = with_permuted_first_layer(model, FIRST_LAYER[name], permutation)
             (params, log), timing[f"{name}, {pixels}"] = experiment.train_models(
-                config, split, hparams, run_model, augment=None if pixels == "original" else lambda _, x: permute(x))
-            transform = None if pixels == "original" else permute
-            predictions = experiment.predictions(run_model.logits, params, dataset.test, transform)
-            runs[pixels] = (params, predictions)
-            records += [{"model": name, "pixels": pixels, **r} for r in experiment.seed_records(
-                log, test_accuracy=(predictions == dataset.test.labels).mean(-1))]
+                config, split, hparams, run_model, transform=transform)
+            classes = np.asarray(evaluate.seed_outputs(params, dataset.test.images, apply=run_model.logits,
+                                                       transform=transform, reduce=tasks.CLASSIFICATION.reduce))
+            runs[pixels] = (params, classes)
+            records += results.seed_records(log.diverged, model=name, pixels=pixels,
+                                            test_accuracy=(classes == dataset.test.labels).mean(-1))
         if name in FIRST_LAYER:
-            (original, original_predictions), (permuted, permuted_predictions) = runs["original"], runs["permuted"]
+            (original, original_classes), (permuted, permuted_classes) = runs["original"], runs["permuted"]
             # Undo the permutation of the permuted run's first layer (axis 1: axis 0 is the seed).
             aligned = permute_rows(permuted, FIRST_LAYER[name], jnp.argsort(permutation), axis=1)
             differences = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), original, aligned)
             closeness[name] = {
                 "max_abs_parameter_difference": max(jax.tree.leaves(differences)),
-                "differing_test_predictions": (original_predictions != permuted_predictions).sum(-1).tolist(),
+                "differing_test_predictions": (original_classes != permuted_classes).sum(-1).tolist(),
             }
     out.mkdir(parents=True, exist_ok=True)
     examples = jnp.asarray(dataset.test.images[:6])
     plots.digits([examples, permute(examples)], out / "permuted_digits.png",
                  title="Test digits before (top) and after (bottom) the fixed permutation")
-    return experiment.finish(out, make_tables=make_tables, experiment="locality", config=config, dataset=dataset,
-                             records=records, timing=timing, closeness=closeness,
-                             permutation=np.asarray(permutation).tolist())
+    return experiment.finish(
+        run, experiment="locality", make_tables=make_tables, records=records, timing=timing, closeness=closeness,
+        permutation=np.asarray(permutation).tolist(), linear_recipe=recipe.recipe())
 
 
 def make_tables(written: dict) -> list[tables.Table]:
     config, records, closeness = written["config"], written["records"], written["closeness"]
     rows = []
     for name in dict.fromkeys(r["model"] for r in records):
-        original = experiment.finite(records, "test_accuracy", model=name, pixels="original")
-        permuted = experiment.finite(records, "test_accuracy", model=name, pixels="permuted")
+        original = results.per_seed(records, "test_accuracy", model=name, pixels="original")
+        permuted = results.per_seed(records, "test_accuracy", model=name, pixels="permuted")
         if name in closeness:
             c = closeness[name]
             note = (f"same computation: at most {max(c['differing_test_predictions'])} of 10,000 predictions "
                     f"differ; largest parameter difference {c['max_abs_parameter_difference']:.1e}")
         else:
             note = f"Welch's p = {stats.welch_t_test(original, permuted):.1g}"
-        rows.append((models.TITLES[name], tables.mean_std(stats.summarize(original)),
+        rows.append((tables.TITLES[name], tables.mean_std(stats.summarize(original)),
                      tables.mean_std(stats.summarize(permuted)),
                      f"{100 * (permuted.mean() - original.mean()):+.2f}", note))
     return [tables.Table(
@@ -122,7 +123,9 @@ def make_tables(written: dict) -> list[tables.Table]:
         rows=tuple(rows),
         notes=(f"{config['epochs']} epochs; the permuted linear model and MLP start from the original "
                "initialisation with first-layer rows permuted like the pixels, so only float summation order "
-               f"differs. Ran on {experiment.machine(written['environment'])}.",),
+               f"differs. {tables.recipe_note(written['linear_recipe'], config)}; the others: rate "
+               f"{config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
+               f"Ran on {tables.machine(written['environment'])}.",),
     )]
 
 

@@ -1,14 +1,12 @@
 """Resolution: the linear model's parameters grow with height × width; a CNN's do not.
 
 Run:
-    python -m experiments.resolution --out results/resolution
-    python -m experiments.resolution --out /tmp/quick --quick    # seconds, as the tests run it
-    # On a GPU, the bigger settings:
-    python -m experiments.resolution --out results/resolution-gpu --seeds 5 --epochs 5 --train-examples 0 --num-validation 10000 --cnn-widths 16 32 64
+    python -m experiments.resolution --out results/resolution                   # the cpu preset
+    python -m experiments.resolution --out /tmp/quick --preset quick            # seconds, as the tests run it
+    python -m experiments.resolution --out results/resolution-gpu --preset gpu  # the committed GPU tables
 
-Runtime: the GPU settings took under 4 minutes on an H200 (measured). The CPU defaults
-(2 seeds, 4 epochs, 2,000 training images) were not run end to end; the CNN at 224 × 224
-dominates them.
+Runtime: gpu under 4 minutes on an NVIDIA H200 (measured); cpu RUNTIME_CPU and quick
+RUNTIME_QUICK on 2 CPU cores (measured).
 Expected (GPU settings, measured): the linear model has 7,850 -> 501,770 parameters from
 28 to 224 px at the same 92.6 % accuracy; the CNN keeps 23,946 parameters at every size
 (6,218 at the CPU widths) and falls from 98.7 % to 79 %, its receptive field now small
@@ -27,67 +25,75 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+from typing import ClassVar
 
-import jax
+import numpy as np
 
-from mnist_linear import data, experiment, models, plots, stats, tables, train
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, models, plots, results, stats, tables, tasks, train, transforms
+
+field = configs.field
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(experiment.DeepTrainingConfig):
-    seeds: int = 2
-    epochs: int = 4
-    train_examples: int = 2_000
-    num_validation: int = 500
-    deep_learning_rate: float = 0.2  # global average pooling shrinks the gradients; 0.05 barely moves in 4 epochs
-    factors: tuple[int, ...] = (1, 2, 4, 8)
-    cnn_widths: tuple[int, ...] = (8, 16, 32)
-    eval_pixels: int = 4_000_000  # evaluation chunk: about this many pixels per seed at a time
+class Config(configs.TrainingConfig):
+    seeds: int = field(2, "models per size (independent seeds, one vmapped program)")
+    epochs: int = field(4, "training epochs")
+    train_examples: int = field(2_000, "training images used (the first ones); 0: all")
+    num_validation: int = field(500, "the last this-many training images form the validation split")
+    # Global average pooling shrinks the gradients; 0.05 barely moves in 4 epochs.
+    deep_learning_rate: float = field(0.2, "learning rate of the CNN with global pooling")
+    factors: tuple[int, ...] = field((1, 2, 4, 8), "upsampling factors r: images of 28·r px")
+    cnn_widths: tuple[int, ...] = field((8, 16, 32), "channels of the CNN's three 3×3 layers")
+    eval_pixels: int = field(4_000_000, "evaluation chunk: about this many pixels per seed at a time")
 
+    PRESETS: ClassVar[dict] = {
+        "quick": {**configs.QUICK_TRAINING, "factors": (1, 2), "cnn_widths": (4, 8, 8)},
+        "cpu": {},
+        "gpu": {"seeds": 5, "epochs": 5, "train_examples": 0, "num_validation": 10_000, "cnn_widths": (16, 32, 64)},
+    }
 
-QUICK = {**experiment.QUICK_TRAINING, "factors": (1, 2), "cnn_widths": (4, 8, 8)}
-
-
-def upsample(images: jax.Array, factor: int) -> jax.Array:
-    """Bilinear upsampling `(B, H, W)` -> `(B, factor·H, factor·W)`."""
-    if factor == 1:
-        return images
-    height, width = images.shape[-2:]
-    return jax.image.resize(images, (*images.shape[:-2], factor * height, factor * width), "linear")
+    def check(self) -> None:
+        super().check()
+        if min(self.factors) < 1 or min(self.cnn_widths) < 1:
+            raise ValueError(f"factors and cnn_widths must be ≥ 1, got {self.factors} and {self.cnn_widths}.")
+        configs._at_least("eval_pixels", self.eval_pixels, 1)
 
 
 def main(argv=None) -> dict:
-    config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
-    dataset = data.load(config.dataset, source=config.source)
-    split = experiment.training_split(config, dataset)
-    tuned = experiment.tune_linear(config, split).best
+    run = experiment.start(Config, __doc__, argv)
+    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
+    recipe = experiment.tune_linear(config, split)
     timing, records = {}, []
     for factor in config.factors:
         size = data.IMAGE_SIZE * factor
-        resize = functools.partial(upsample, factor=factor)
+        resize = functools.partial(transforms.resize, factor=factor)
         batch_size = max(10, config.eval_pixels // (size * size))
-        linear_hparams = train.Hyperparams(tuned.learning_rate / factor ** 2, tuned.weight_decay)
+        linear_hparams = train.Hyperparams(recipe.best.learning_rate / factor ** 2, recipe.best.weight_decay)
         for name, model, hparams in (
             ("linear", models.get("linear", image_size=size), linear_hparams),
             ("cnn_gap", models.get("cnn_gap", image_size=size, widths=config.cnn_widths), config.deep_hparams),
         ):
             (params, log), timing[f"{name}, {size} px"] = experiment.train_models(
-                config, split, hparams, model, augment=lambda _, x, resize=resize: resize(x))
-            records += [{"model": name, "factor": factor, "image_size": size, **r} for r in experiment.seed_records(
-                log, parameters=models.parameter_count(experiment.first_seed(params)),
+                config, split, hparams, model, transform=resize)
+            classes = evaluate.seed_outputs(params, dataset.test.images, apply=model.logits, transform=resize,
+                                            reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size)
+            records += results.seed_records(
+                log.diverged, model=name, factor=factor, image_size=size,
+                parameters=models.parameter_count(experiment.first_seed(params)),
                 learning_rate=hparams.learning_rate,
-                test_accuracy=experiment.score(model.logits, params, dataset.test, resize, batch_size))]
+                test_accuracy=(np.asarray(classes) == dataset.test.labels).mean(-1))
             print(f"{name} at {size} px: {timing[f'{name}, {size} px']['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
-    return experiment.finish(out, make_tables=make_tables, write_figures=write_figure, experiment="resolution",
-                             config=config, dataset=dataset, records=records, timing=timing,
-                             tuned=tuned._asdict())
+    return experiment.finish(
+        run, experiment="resolution", make_tables=make_tables, write_figures=write_figures, records=records,
+        timing=timing, linear_recipe=recipe.recipe())
 
 
 def _by_size(records, name):
     sizes = sorted({r["image_size"] for r in records})
     params = [next(r["parameters"] for r in records if r["model"] == name and r["image_size"] == s) for s in sizes]
-    accuracy = [experiment.finite(records, "test_accuracy", model=name, image_size=s) for s in sizes]
+    accuracy = [results.per_seed(records, "test_accuracy", model=name, image_size=s) for s in sizes]
     return sizes, params, accuracy
 
 
@@ -106,14 +112,14 @@ def make_tables(written: dict) -> list[tables.Table]:
                 "CNN: accuracy"),
         rows=rows,
         notes=(f"Bilinear upsampling on the device per batch; {config['train_examples'] or 60000:,} training "
-               f"images, {config['epochs']} epochs. Linear: rate {written['tuned']['learning_rate']:g} / r², decay "
-               f"{written['tuned']['weight_decay']:g}; CNN (widths {tuple(config['cnn_widths'])}): rate "
+               f"images. {tables.recipe_note(written['linear_recipe'], config)}, at 28 px; at r × 28 px its rate "
+               f"is divided by r². CNN (widths {tuple(config['cnn_widths'])}): rate "
                f"{config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
-               f"Ran on {experiment.machine(written['environment'])}.",),
+               f"Ran on {tables.machine(written['environment'])}.",),
     )]
 
 
-def write_figure(written: dict, out) -> None:
+def write_figures(written: dict, out) -> None:
     records = written["records"]
     sizes, linear_params, linear_acc = _by_size(records, "linear")
     _, cnn_params, cnn_acc = _by_size(records, "cnn_gap")

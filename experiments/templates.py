@@ -1,41 +1,53 @@
 """One template per class: give each class k templates and let the best one speak.
 
 Run:
-    python -m experiments.templates --out results/templates
-    python -m experiments.templates --out /tmp/quick --quick     # seconds, as the tests run it
+    python -m experiments.templates --out results/templates               # the cpu preset (also gpu)
+    python -m experiments.templates --out /tmp/quick --preset quick      # seconds, as the tests run it
 
-Runtime (2 CPU cores, defaults: 3 seeds, 10 epochs): 133 s measured.
+Runtime (2 CPU cores): cpu (3 seeds, 10 epochs) 133 s measured; quick RUNTIME_QUICK.
 Expected (MNIST, logsumexp): 92.6 % at k = 1, 95.2 % at k = 2, 96.0–96.2 % at k = 4–8,
 no better at 16; max is 0.5–1 point lower. Only about 3 templates per class end up
 in use whatever k is; those of 4 and 7 split into styles (open and closed 4s,
 slanted and upright 7s).
 
 The class logit is the logsumexp (a soft maximum) or the max of the class's k
-template scores; both are trained with the baseline's tuned recipe.
+template scores; both are trained with the linear recipe, tuned on validation for k = 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import ClassVar
 
 import jax
 import numpy as np
 
-from mnist_linear import data, experiment, models, plots, results, stats, tables
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, models, plots, results, stats, tables, tasks
+
+field = configs.field
 
 REDUCTIONS = ("logsumexp", "max")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(experiment.TrainingConfig):
-    seeds: int = 3
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
-    figure_k: int = 8
-    figure_digits: tuple[int, ...] = (4, 7)
+class Config(configs.TrainingConfig):
+    seeds: int = field(3, "models per k and reduction (independent seeds, one vmapped program)")
+    ks: tuple[int, ...] = field((1, 2, 4, 8, 16), "templates per class")
+    figure_k: int = field(8, "the k whose templates the figure draws (one of ks)")
+    figure_digits: tuple[int, ...] = field((4, 7), "the digits whose templates the figure draws")
 
+    PRESETS: ClassVar[dict] = {"quick": {**configs.QUICK_TRAINING, "ks": (1, 4), "figure_k": 4}, "cpu": {}, "gpu": {}}
 
-QUICK = {**experiment.QUICK_TRAINING, "ks": (1, 4), "figure_k": 4}
+    def check(self) -> None:
+        super().check()
+        if min(self.ks) < 1:
+            raise ValueError(f"ks must be ≥ 1, got {self.ks}.")
+        if self.figure_k not in self.ks:
+            raise ValueError(f"figure_k={self.figure_k} must be one of ks={self.ks}.")
+        if not all(0 <= d < data.NUM_CLASSES for d in self.figure_digits):
+            raise ValueError(f"figure_digits must be classes in [0, {data.NUM_CLASSES - 1}], got {self.figure_digits}.")
 
 
 def template_images(params, k: int) -> np.ndarray:
@@ -54,22 +66,22 @@ def template_usage(params, k: int, test: data.Split) -> np.ndarray:
 
 
 def main(argv=None) -> dict:
-    config, out = experiment.parse_config(Config, QUICK, __doc__, argv)
-    if config.figure_k not in config.ks:
-        raise ValueError(f"figure_k={config.figure_k} must be one of ks={config.ks}.")
-    dataset = data.load(config.dataset, source=config.source)
-    split = experiment.training_split(config, dataset)
-    tuned = experiment.tune_linear(config, split).best
+    run = experiment.start(Config, __doc__, argv)
+    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
+    recipe = experiment.tune_linear(config, split)
     timing, records, figure_params = {}, [], None
     for reduce in REDUCTIONS:
         for k in config.ks:
             model = models.get("templates", k=k, reduce=reduce)
-            (params, log), timing[f"k={k}, {reduce}"] = experiment.train_models(config, split, tuned, model)
+            (params, log), timing[f"k={k}, {reduce}"] = experiment.train_models(config, split, recipe.best, model)
             in_use = np.array([(template_usage(jax.tree.map(lambda p: np.asarray(p[s]), params), k, dataset.test)
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
-            records += [{"k": k, "reduce": reduce, **r} for r in experiment.seed_records(
-                log, parameters=models.parameter_count(experiment.first_seed(params)),
-                test_accuracy=experiment.score(model.logits, params, dataset.test), templates_in_use=in_use)]
+            classes = evaluate.seed_outputs(params, dataset.test.images, apply=model.logits,
+                                            reduce=tasks.CLASSIFICATION.reduce)
+            records += results.seed_records(
+                log.diverged, model="templates", k=k, reduce=reduce,
+                parameters=models.parameter_count(experiment.first_seed(params)),
+                test_accuracy=(np.asarray(classes) == dataset.test.labels).mean(-1), templates_in_use=in_use)
             if reduce == "logsumexp" and k == config.figure_k:
                 figure_params = jax.device_get(experiment.first_seed(params))
     out.mkdir(parents=True, exist_ok=True)
@@ -82,9 +94,9 @@ def main(argv=None) -> dict:
                     title=f"The {config.figure_k} templates of " + " and of ".join(map(str, digits))
                           + " (logsumexp, seed 0) and the share of that digit's test images each one wins")
     results.save_params(out / "figure_params.npz", figure_params)
-    return experiment.finish(out, make_tables=make_tables, experiment="templates", config=config, dataset=dataset,
-                             records=records, timing=timing, template_usage=usage.tolist(),
-                             tuned=tuned._asdict())
+    return experiment.finish(
+        run, experiment="templates", make_tables=make_tables, records=records, timing=timing,
+        template_usage=usage.tolist(), linear_recipe=recipe.recipe())
 
 
 def make_tables(written: dict) -> list[tables.Table]:
@@ -93,8 +105,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     for k in config["ks"]:
         params = next(r["parameters"] for r in records if r["k"] == k)
         rows.append((str(k), f"{params:,}", *(
-            f"{tables.mean_std(stats.summarize(experiment.finite(records, 'test_accuracy', k=k, reduce=reduce)))} "
-            f"({experiment.finite(records, 'templates_in_use', k=k, reduce=reduce).mean():.1f} in use)"
+            f"{tables.mean_std(stats.summarize(results.per_seed(records, 'test_accuracy', k=k, reduce=reduce)))} "
+            f"({results.per_seed(records, 'templates_in_use', k=k, reduce=reduce).mean():.1f} in use)"
             for reduce in REDUCTIONS)))
     return [tables.Table(
         caption=f"k templates per class: test accuracy (%), mean ± std over {config['seeds']} seeds.",
@@ -103,9 +115,9 @@ def make_tables(written: dict) -> list[tables.Table]:
         notes=("In use: templates that score highest on at least 1% of their class's test images, mean over "
                "classes and seeds. The highest-scoring template of a class takes most of its gradient (all of it, "
                "with max), so templates that start behind can stay unused.",
-               f"The baseline's tuned recipe: rate {written['tuned']['learning_rate']:g}, decay "
-               f"{written['tuned']['weight_decay']:g}, {config['epochs']} epochs. k = 1 is the linear model. "
-               f"Ran on {experiment.machine(written['environment'])}.",),
+               f"{tables.recipe_note(written['linear_recipe'], config)}; every k is trained with it, and k = 1 "
+               "is the linear model. "
+               f"Ran on {tables.machine(written['environment'])}.",),
     )]
 
 

@@ -1,7 +1,8 @@
 """mnist_linear: the linear softmax classifier on MNIST, as pure JAX functions.
 
-Modules: data (IDX files), tfds_source, linear, models, metrics, train, tuning,
-shifts, invariance, stats, tables, plots, results, experiment.
+Modules (ARCHITECTURE.md says what each owns and which may import which): data,
+tfds_source, linear, models, metrics, transforms, tasks, train, evaluate, tuning,
+invariance, stats, tables, plots, results, config, experiment.
 """
 
 __version__ = "0.1.0"

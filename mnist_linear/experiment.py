@@ -1,170 +1,105 @@
-"""Plumbing shared by the experiment scripts: configs and flags, the tuned
-linear recipe, seeds, timing, outputs."""
+"""Running an experiment: its training split on the device, the linear recipe, vmapped seeds,
+compile and run timed apart, provenance, and outputs written from the results file alone."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, metrics, models, results, tables, train, tuning
+from mnist_linear import config as configs
+from mnist_linear import data, models, results, tables, tasks, train, tuning
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """What every experiment shares: the data, the seeds, and how the linear model is tuned and trained."""
-
-    dataset: str = "mnist"
-    source: str = "idx"  # or "tfds": the same arrays through tensorflow-datasets
-    seed: int = 0
-    seeds: int = 10
-    epochs: int = 10
-    batch_size: int = 100
-    momentum: float = 0.9
-    schedule: str = "cosine"
-    learning_rates: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
-    weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3)
-    tuning_seeds: int = 2
-    num_validation: int = 10_000
-    train_examples: int = 0  # 0: the whole training split; fewer for quick runs
-    deep_learning_rate: float = 0.05  # one fixed setting for the MLP and the CNNs
-    deep_weight_decay: float = 5e-4
-
-    @property
-    def train_config(self) -> train.TrainConfig:
-        return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule)
-
-    @property
-    def deep_hparams(self) -> train.Hyperparams:
-        return train.Hyperparams(self.deep_learning_rate, self.deep_weight_decay)
+CACHE_ENV = "MNIST_LINEAR_COMPILATION_CACHE"
 
 
-QUICK_TRAINING = dict(seeds=2, epochs=1, learning_rates=(0.1, 0.3), weight_decays=(0.0, 1e-4),
-                      tuning_seeds=1, num_validation=1000, train_examples=5000)
+class Run(NamedTuple):
+    """What `start` hands an experiment: its checked config, output folder, preset and data."""
+
+    config: Any
+    out: Path
+    preset: str
+    dataset: data.Dataset
+    train_split: data.Split  # on the device
 
 
-@dataclasses.dataclass(frozen=True)
-class DeepTrainingConfig(TrainingConfig):
-    """CPU-sized seeds and epochs, for experiments that train the MLP and CNNs."""
+def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
+    """The first line of every experiment: flags checked (`config.parse`), the persistent compilation
+    cache on, the dataset loaded and verified, its training split on the device once."""
+    config, out, preset = configs.parse(config_cls, doc, argv)
+    use_compilation_cache()
+    dataset = data.load(config.dataset, source=config.source)
+    return Run(config, out, preset, dataset, training_split(config, dataset))
 
-    seeds: int = 3
-    epochs: int = 3
+
+def use_compilation_cache() -> Path | None:
+    """Turns on JAX's persistent compilation cache in `data.cache_dir()/jax` (or `$MNIST_LINEAR_COMPILATION_CACHE`),
+    so a second run of the same programs skips compiling; `MNIST_LINEAR_COMPILATION_CACHE=0` turns it off.
+    Compiled programs are reused only for the same computation, flags and jax version: numbers do not change.
+    Returns the folder, or None when off."""
+    setting = os.environ.get(CACHE_ENV, "")
+    if setting == "0":
+        return None
+    folder = Path(setting) if setting else data.cache_dir() / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
 
 
-def training_split(config: TrainingConfig, dataset: data.Dataset) -> data.Split:
+def training_split(config: configs.TrainingConfig, dataset: data.Dataset) -> data.Split:
     """The first `train_examples` training images (all by default), put on the device once:
     the tuning grid and every model trained from it reuse the same buffers."""
     n = config.train_examples or len(dataset.train.labels)
     return data.Split(jnp.asarray(dataset.train.images[:n]), jnp.asarray(dataset.train.labels[:n]))
 
 
-def tune_linear(config: TrainingConfig, train_split: data.Split) -> tuning.GridResult:
-    """The grid search of the linear model on (train minus validation, validation)."""
+def tune_linear(config: configs.TrainingConfig, train_split: data.Split,
+                task: tasks.Task = tasks.CLASSIFICATION) -> tuning.GridResult:
+    """The linear recipe: the learning-rate × weight-decay grid of `config`, trained on the training
+    split less its last `num_validation` images and chosen on those. Every experiment that trains
+    the linear model tunes it this way and records `GridResult.recipe()` as `linear_recipe`."""
     fit, validation = data.split_validation(train_split, config.num_validation)
-    return tuning.grid_search(
+    grid = tuning.grid_search(
         jax.random.fold_in(jax.random.key(config.seed), 1),  # a stream apart from the final seeds
-        fit, validation, model=models.LINEAR, loss_fn=metrics.cross_entropy, config=config.train_config,
-        learning_rates=config.learning_rates, weight_decays=config.weight_decays, seeds=config.tuning_seeds,
+        fit, validation, model=models.get("linear", outputs=task.num_outputs), task=task,
+        config=config.train_config, learning_rates=config.learning_rates, weight_decays=config.weight_decays,
+        seeds=config.tuning_seeds,
     )
-
-
-def train_models(
-    config: TrainingConfig,
-    train_split: data.Split,
-    hparams: train.Hyperparams,
-    model: models.Model = models.LINEAR,
-    augment: train.Augment | None = None,
-):
-    """((params, log), timing): `config.seeds` models, vmapped, with seed s from key s."""
-    return compile_and_run(
-        train.train_seeds, seed_keys(config.seed, config.seeds),
-        jnp.asarray(train_split.images), jnp.asarray(train_split.labels),
-        jax.tree.map(jnp.float32, hparams), model=model, loss_fn=metrics.cross_entropy,
-        config=config.train_config, augment=augment,
-    )
-
-
-@functools.partial(jax.jit, static_argnames=("logits_fn", "transform", "batch_size"))
-def _predictions_seeds(params, images, *, logits_fn, transform, batch_size):
-    predict = lambda p: train.predictions(logits_fn, p, images, batch_size=batch_size, transform=transform)  # noqa: E731
-    return jax.vmap(predict)(params)
-
-
-def predictions(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
-    """Predicted classes of each of the S models (params with a leading seed axis) on all of `split`: `(S, N)`."""
-    return np.asarray(_predictions_seeds(params, jnp.asarray(split.images), logits_fn=logits_fn,
-                                         transform=transform, batch_size=batch_size))
-
-
-def correct_counts(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
-    """Correct predictions of each of the S models on all of `split`: `(S,)`."""
-    return (predictions(logits_fn, params, split, transform, batch_size) == np.asarray(split.labels)).sum(-1)
-
-
-def first_seed(params):
-    """The parameters of seed 0 from a pytree with a leading seed axis."""
-    return jax.tree.map(lambda p: p[0], params)
-
-
-def score(logits_fn, params, split: data.Split, transform=None, batch_size: int = 1000) -> np.ndarray:
-    """Accuracy of each of the S models on all of `split`: `(S,)`."""
-    return correct_counts(logits_fn, params, split, transform, batch_size) / len(split.labels)
-
-
-def seed_records(log: train.TrainLog, **per_seed) -> list[dict]:
-    """One record per seed: `per_seed` values (scalars or `(S,)` arrays) plus the divergence flag."""
-    diverged = np.asarray(log.diverged)
-    return [{"seed": s, **{k: (v[s].item() if isinstance(v, np.ndarray) else v) for k, v in per_seed.items()},
-             "diverged": bool(diverged[s])} for s in range(len(diverged))]
-
-
-def finite(records: list[dict], key: str, **where) -> np.ndarray:
-    """The values of `key` over the records matching `where` whose model did not diverge."""
-    return np.array([r[key] for r in records
-                     if not r.get("diverged") and all(r[k] == v for k, v in where.items())])
-
-
-def parse_config(config_cls, quick: dict[str, Any], doc: str, argv: Sequence[str] | None = None):
-    """(config, out_dir) from the command line: `--out`, `--quick`, one flag per field.
-
-    `--quick` starts from the `quick` overrides; explicit flags apply on top.
-    """
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True,
-                        help="folder for results.json (or .json.gz), tables and figures")
-    parser.add_argument("--quick", action="store_true", help="tiny settings that run in seconds (the tests)")
-    for field in dataclasses.fields(config_cls):
-        flag, default = "--" + field.name.replace("_", "-"), field.default
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="+", type=type(default[0]), default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=None)
-    args = vars(parser.parse_args(argv))
-    config = config_cls(**(quick if args["quick"] else {}))
-    overrides = {f.name: args[f.name] for f in dataclasses.fields(config_cls) if args[f.name] is not None}
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return dataclasses.replace(config, **overrides), args["out"]
-
-
-def machine(env: dict) -> str:
-    """'CPU (AMD EPYC ..., 2 cores)' or the accelerator's name, from `results.environment()`."""
-    if env["platform"] == "cpu":
-        return f"CPU ({env['processor']}, {env['cpu_count']} cores)"
-    return f"{env['device_count']}× {env['device_kind']}"
+    print(f"linear recipe, tuned on validation: learning rate {grid.best.learning_rate:g}, "
+          f"weight decay {grid.best.weight_decay:g}" + (" (on the grid's edge)" if grid.on_edge else ""))
+    return grid
 
 
 def seed_keys(seed: int, count: int) -> jax.Array:
     """`count` independent keys `(count,)`; model s always gets key s."""
     return jax.random.split(jax.random.key(seed), count)
+
+
+def train_models(config: configs.TrainingConfig, train_split: data.Split, hparams: train.Hyperparams,
+                 model: models.Model, task: tasks.Task = tasks.CLASSIFICATION, *,
+                 augment: train.Augment | None = None, transform: train.Transform | None = None):
+    """((params, log), timing): `config.seeds` models vmapped, seed s from key s; leading axis S."""
+    return compile_and_run(
+        train.train_seeds, seed_keys(config.seed, config.seeds), train_split.images,
+        jnp.asarray(task.targets(train_split)), jax.tree.map(jnp.float32, hparams), model=model,
+        loss_fn=task.loss, config=config.train_config, augment=augment, transform=transform,
+    )
+
+
+def first_seed(params):
+    """The parameters of seed 0 from a pytree with a leading seed axis."""
+    return jax.tree.map(lambda p: p[0], params)
 
 
 def compile_and_run(jitted, *args, **kwargs):
@@ -177,32 +112,70 @@ def compile_and_run(jitted, *args, **kwargs):
     return out, {"compile_s": compiled_at - start, "run_s": done - compiled_at}
 
 
-def write_outputs(
-    out: Path,
-    *,
-    experiment: str,
-    config,
-    dataset: data.Dataset,
-    records: list[dict],
-    results_file: str = "results.json",
-    **extra,
-) -> dict:
-    """Writes `results_file` into `out`; returns its contents as read back."""
-    summary = {
+def environment() -> dict:
+    """Versions, device and git commit, for results.json."""
+    import flax
+    import optax
+
+    device = jax.devices()[0]
+    commit = _git("rev-parse", "HEAD")
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": importlib.metadata.version("jaxlib"),
+        "optax": optax.__version__,
+        "flax": flax.__version__,
+        "numpy": np.__version__,
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "processor": _cpu_model() or platform.machine(),
+        "cpu_count": len(os.sched_getaffinity(0)),  # the cores this process may use
+        "git_commit": commit,
+        # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
+        "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: Callable | None = None,
+           records: list[dict], results_file: str = "results.json", **fields) -> dict:
+    """Writes the results file into `run.out`, then the tables and figures made from its contents
+    alone; prints the tables.
+
+    The file holds `experiment`, `preset`, `config`, `environment`, `dataset`,
+    the experiment's own `fields` (its `linear_recipe`, timing, summaries) and `records`.
+    Returns the file's contents as read back.
+    """
+    out, dataset = run.out, run.dataset
+    written = {
         "experiment": experiment,
-        "config": dataclasses.asdict(config),
-        "environment": results.environment(),
+        "preset": run.preset,
+        "config": dataclasses.asdict(run.config),
+        "environment": environment(),
         "dataset": {"name": dataset.name, "md5": dataset.md5, "folder": str(dataset.folder)},
-        **extra,
+        **fields,
         "records": records,
     }
-    results.write_json(out / results_file, summary)
-    return results.read_json(out / results_file)
-
-
-def finish(out: Path, *, make_tables, write_figures=None, **outputs) -> dict:
-    """Writes the results file, then the tables and figures made from its contents alone; prints the tables."""
-    written = write_outputs(out, **outputs)
+    results.write_json(out / results_file, written)
+    written = results.read_json(out / results_file)
     table_list = make_tables(written)
     write_tables(out, table_list)
     if write_figures is not None:

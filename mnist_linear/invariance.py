@@ -1,118 +1,68 @@
-"""Shift sensitivity as whole compiled sweeps: predictions over seeds × offsets,
-training over train offsets × seeds, and the invariance metrics of the literature.
+"""Invariance metrics of the literature, over predictions on a transform grid, and test-time augmentation.
+
+The metrics take predicted classes from `evaluate.grid_outputs`, `(P, S, N)`
+(grid points × seeds × images), and indices or masks into the P points, so they
+serve any transform: shifts, rotations, or a grid of both.
 """
 
 from __future__ import annotations
 
-import functools
+from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-
-from mnist_linear import models, shifts, train
-
-
-@functools.partial(jax.jit, static_argnames=("logits_fn", "fill", "batch_size", "offsets_at_once"))
-def grid_predictions(params, images, dxs, dys, *, logits_fn, fill: str = "zeros", batch_size: int = 1000,
-                     offsets_at_once: int | None = None):
-    """Predicted class of S models on all N images at each of O offsets: int32 `(O, S, N)`.
-
-    params: a pytree with a leading seed axis S; images: uint8 `(N, H, W)`;
-    dxs, dys: int `(O,)`, each smaller than the image: traced offsets cannot be
-    checked, so check them first with `shifts.check_offsets`.
-    `offsets_at_once` vmaps that many offsets per step of a `lax.map` (None: all
-    of them): a convolutional model's activations for every offset at once can
-    outgrow memory and cache, a linear model's cannot.
-    """
-
-    def at_offset(dx, dy):
-        shift = lambda x: shifts.translate(x, dx, dy, fill)  # noqa: E731
-        predict = lambda p: train.predictions(logits_fn, p, images, batch_size=batch_size, transform=shift)  # noqa: E731
-        return jax.vmap(predict)(params)
-
-    return jax.lax.map(lambda offset: at_offset(*offset), (dxs, dys), batch_size=offsets_at_once or len(dxs))
-
-
-@functools.partial(jax.jit, static_argnames=("logits_fn", "max_shift", "fill", "batch_size"))
-def paired_shift_predictions(params, images, key, *, logits_fn, max_shift: int, fill: str = "zeros",
-                             batch_size: int = 1000):
-    """Predictions `(2, S, N)` of S models on two independent random shifts of each image.
-
-    Every image gets two offsets drawn uniformly from [-max_shift, max_shift]²;
-    all seeds see the same draws.
-    """
-    first, second = jax.random.split(key)
-    draws = (shifts.random_offsets(first, images.shape[0], max_shift),
-             shifts.random_offsets(second, images.shape[0], max_shift))
-
-    def under(offsets):
-        shift_each = lambda x, dx, dy: shifts.translate_each(x, dx, dy, fill)  # noqa: E731
-        predict = lambda p: train.predictions(logits_fn, p, images, batch_size=batch_size,  # noqa: E731
-                                               transform=shift_each, per_example=offsets)
-        return jax.vmap(predict)(params)
-
-    return jnp.stack([under(d) for d in draws])
 
 
 def consistency(paired: np.ndarray) -> np.ndarray:
-    """Fraction of images predicted alike under two random shifts (Zhang 2019): `(2, S, N)` -> `(S,)`."""
+    """Fraction of images predicted alike under two random perturbations (Zhang 2019,
+    "Making Convolutional Networks Shift-Invariant Again"): classes `(2, S, N)` -> `(S,)`."""
+    paired = np.asarray(paired)
+    if paired.ndim != 3 or paired.shape[0] != 2:
+        raise ValueError(f"consistency needs predictions (2, S, N) under two draws, got shape {paired.shape}.")
     return (paired[0] == paired[1]).mean(-1)
 
 
-def top1_change(predictions: np.ndarray, dxs: np.ndarray, dys: np.ndarray) -> np.ndarray:
-    """P(top-1 prediction changes) under a 1-px shift, averaged over the four axis directions
-    (Azulay & Weiss 2019): grid predictions `(O, S, N)` -> `(S,)`."""
-    centre = predictions[_index(dxs, dys, 0, 0)]
-    one_px = [_index(dxs, dys, dx, dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-    return np.mean([(predictions[o] != centre).mean(-1) for o in one_px], axis=0)
+def top1_change(predictions: np.ndarray, reference: int, neighbours: Sequence[int]) -> np.ndarray:
+    """P(top-1 prediction changes) from grid point `reference` to each of `neighbours`, averaged over
+    them (Azulay & Weiss 2019, "Why do deep convolutional networks generalize so poorly to small
+    image transformations?"): classes `(P, S, N)` -> `(S,)`."""
+    predictions = np.asarray(predictions)
+    if not len(neighbours):
+        raise ValueError("top1_change needs at least one neighbouring grid point.")
+    centre = predictions[reference]
+    return np.mean([(predictions[o] != centre).mean(-1) for o in neighbours], axis=0)
 
 
-def grid_accuracy(predictions: np.ndarray, labels: np.ndarray, dxs: np.ndarray, dys: np.ndarray,
-                  radius: int) -> np.ndarray:
-    """Fraction of images correct at every offset of [-radius, radius]² (Engstrom et al. 2019): `(S,)`."""
-    inside = (np.abs(dxs) <= radius) & (np.abs(dys) <= radius)
-    if inside.sum() != (2 * radius + 1) ** 2:
-        raise ValueError(f"The grid does not cover [-{radius}, {radius}]²; evaluate a larger grid.")
-    return (predictions[inside] == labels).all(0).mean(-1)
+def grid_accuracy(predictions: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fraction of images classified correctly at every grid point in `mask` (Engstrom et al. 2019,
+    "Exploring the Landscape of Spatial Robustness"): classes `(P, S, N)`, labels `(N,)`,
+    bool mask `(P,)` -> `(S,)`. Raises ValueError for an empty mask or mismatched shapes."""
+    predictions, mask = np.asarray(predictions), np.asarray(mask, bool)
+    if mask.shape != predictions.shape[:1] or not mask.any():
+        raise ValueError(f"mask must be a non-empty bool array of shape {predictions.shape[:1]}, "
+                         f"got {mask.shape} with {int(mask.sum())} points.")
+    return (predictions[mask] == np.asarray(labels)).all(0).mean(-1)
 
 
-def _index(dxs, dys, dx, dy) -> int:
-    (hits,) = np.nonzero((dxs == dx) & (dys == dy))
+def index(grid: Sequence[np.ndarray], point: Sequence) -> int:
+    """The index of `point` in a grid given as parameter arrays `(P,)` each; ValueError if absent or repeated."""
+    (hits,) = np.nonzero(np.logical_and.reduce([np.asarray(g) == v for g, v in zip(grid, point)]))
     if len(hits) != 1:
-        raise ValueError(f"Offset ({dx}, {dy}) is not in the grid.")
+        raise ValueError(f"Point {tuple(point)} occurs {len(hits)} times in the grid, not once.")
     return int(hits[0])
 
 
-def averaged_over_shifts(logits_fn, dxs, dys, fill: str = "zeros"):
-    """Test-time augmentation: a logits function averaging `logits_fn` over the given shifts.
+def averaged_over(apply, transform, grid: Sequence[np.ndarray]):
+    """Test-time augmentation: `apply` with its outputs averaged over the points of a fixed grid.
 
-    The shifts use their own `fill` whatever the test perturbation is: TTA is part of the model.
+    apply: `(params, images) -> outputs`; transform: `(images, *point) -> images`;
+    grid: concrete parameter arrays `(P,)` each. The grid is part of the model:
+    it stays the same whatever perturbation the images already had.
     """
-    dxs, dys = np.asarray(dxs), np.asarray(dys)
+    grid = tuple(np.asarray(g) for g in grid)
 
-    def logits(params, images):
-        shifts.check_offsets(dxs, images.shape[-1], "dx")  # concrete: the shifts are fixed numpy arrays
-        shifts.check_offsets(dys, images.shape[-2], "dy")
-        each = jax.vmap(lambda dx, dy: logits_fn(params, shifts.translate(images, dx, dy, fill)))(dxs, dys)
+    def averaged(params, images):
+        each = jax.vmap(lambda *point: apply(params, transform(images, *point)))(*grid)
         return each.mean(0)
 
-    return logits
-
-
-@functools.partial(jax.jit, static_argnames=("model", "loss_fn", "config", "fill"))
-def train_shifted(keys, images, labels, hparams, dxs, dys, *, model: models.Model, loss_fn,
-                  config: train.TrainConfig, fill: str = "zeros"):
-    """Models trained on data shifted by a fixed offset: T offsets × S seeds in one program.
-
-    Returns (params, log) with leading axes `(T, S)`. Every offset sees the same
-    seeds, so the differences between rows come from the offset alone.
-    """
-
-    def one(key, dx, dy):
-        shift = lambda _, x: shifts.translate(x, dx, dy, fill)  # noqa: E731
-        return train.train(key, images, labels, hparams, model=model, loss_fn=loss_fn, config=config,
-                           augment=shift)
-
-    over_seeds = lambda dx, dy: jax.vmap(lambda k: one(k, dx, dy))(keys)  # noqa: E731
-    return jax.vmap(over_seeds)(dxs, dys)
+    return averaged

@@ -29,9 +29,8 @@ class Model(NamedTuple):
 
 LINEAR = Model(linear.init, linear.logits)
 
-# How tables and figures name the models of `get`.
-TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN (LeNet-5 layout)",
-          "cnn_large": "larger CNN", "cnn_gap": "CNN, global pooling"}
+# Every model's one name, in code, results files and tables (`tables.TITLES` gives its title).
+NAMES = ("linear", "mlp", "cnn_small", "cnn_large", "cnn_gap", "templates")
 
 
 def patches(x: jax.Array, size: int, padding: str) -> jax.Array:
@@ -155,18 +154,26 @@ def from_flax(module: nn.Module, image_shape: tuple[int, int] = (28, 28)) -> Mod
     return Model(init, logits)
 
 
-def get(name: str, image_size: int = 28, **kwargs) -> Model:
-    """A model by name: linear, mlp, cnn_small, cnn_large, cnn_gap, templates (k=, reduce=)."""
+def get(name: str, image_size: int = 28, outputs: int = 10, **kwargs) -> Model:
+    """A model by its name in `NAMES`, for square images of `image_size` px and `outputs` outputs
+    (classes, or regression targets). Options: cnn_large (widths=, hidden=), cnn_gap (widths=),
+    mlp (hidden=), templates (k=, reduce=). Raises ValueError for an unknown name or option."""
+    if name not in NAMES:
+        raise ValueError(f"Unknown model {name!r}; choose one of {NAMES}.")
     if name == "linear":
         if kwargs:
             raise ValueError(f"The linear model takes no options, got {sorted(kwargs)}.")
-        return LINEAR if image_size == 28 else Model(
-            lambda key: linear.init(key, num_pixels=image_size * image_size), linear.logits)
+        if (image_size, outputs) == (28, 10):
+            return LINEAR
+        return Model(lambda key: linear.init(key, num_pixels=image_size * image_size, num_outputs=outputs),
+                     linear.logits)
     modules = {"mlp": MLP, "cnn_small": SmallCNN, "cnn_large": LargerCNN, "cnn_gap": GlobalPoolCNN,
                "templates": MultiTemplate}
-    if name not in modules:
-        raise ValueError(f"Unknown model {name!r}; choose 'linear' or one of {sorted(modules)}.")
-    return from_flax(modules[name](**kwargs), (image_size, image_size))
+    try:
+        module = modules[name](classes=outputs, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"Bad options for {name}: {e}") from e
+    return from_flax(module, (image_size, image_size))
 
 
 def parameter_count(params: Params) -> int:

@@ -1,64 +1,24 @@
-"""Writing results: provenance, atomic files, and parameters that load back."""
+"""The results schema: atomic files, JSON records, and the one way to query them. Imports no jax.
+
+An experiment's results file holds `experiment`, `config`, `environment`,
+`dataset`, `linear_recipe` (when the linear model was tuned), its own summary
+fields, and `records`: a list of flat dicts, one per model, seed and condition,
+each with `model` (a name of `models.NAMES`), `seed` and `diverged`. Tables
+and figures are made from that file alone, through `select` and `per_seed`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
-import importlib.metadata
 import io
 import json
 import os
-import platform
-import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
-import jax
 import numpy as np
-from flax import traverse_util
-
-
-def environment() -> dict:
-    """Versions, device and git commit, for results.json."""
-    import flax
-    import optax
-
-    device = jax.devices()[0]
-    commit = _git("rev-parse", "HEAD")
-    return {
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": importlib.metadata.version("jaxlib"),
-        "optax": optax.__version__,
-        "flax": flax.__version__,
-        "numpy": np.__version__,
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "processor": _cpu_model() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "git_commit": commit,
-        # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
-        "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 @contextlib.contextmanager
@@ -100,7 +60,7 @@ def read_json(path: str | os.PathLike):
 
 
 def _to_builtin(x):
-    if isinstance(x, (np.generic, jax.Array)) or hasattr(x, "tolist"):
+    if isinstance(x, np.generic) or hasattr(x, "tolist"):  # numpy and jax arrays
         return np.asarray(x).tolist()
     if isinstance(x, Path):
         return str(x)
@@ -114,7 +74,7 @@ def save_figure(figure, path: str | os.PathLike) -> None:
 
 def save_params(path: str | os.PathLike, params) -> None:
     """Saves a pytree of arrays (nested dicts) as .npz, keys joined by '/'."""
-    flat = traverse_util.flatten_dict(jax.device_get(params), sep="/")
+    flat = _flatten(params)
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in flat.items()})
     with atomic_path(path) as tmp:
@@ -123,5 +83,56 @@ def save_params(path: str | os.PathLike, params) -> None:
 
 def load_params(path: str | os.PathLike) -> dict:
     """The pytree `save_params` wrote, as numpy arrays."""
+    tree: dict = {}
     with np.load(path) as archive:
-        return traverse_util.unflatten_dict({k: archive[k] for k in archive.files}, sep="/")
+        for name in archive.files:
+            *parents, leaf = name.split("/")
+            node = tree
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = archive[name]
+    return tree
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def seed_records(diverged, **per_seed) -> list[dict]:
+    """One record per seed: the `per_seed` values (scalars, or arrays `(S,)` indexed by seed) and
+    the divergence flag `diverged` `(S,)` bool."""
+    diverged = np.asarray(diverged)
+    return [{"seed": s, **{k: (np.asarray(v)[s].item() if np.ndim(v) else v) for k, v in per_seed.items()},
+             "diverged": bool(diverged[s])} for s in range(len(diverged))]
+
+
+def select(records: list[dict], where: Callable[[dict], bool] | None = None, **equal) -> list[dict]:
+    """The records whose fields equal every `equal` value and for which `where(record)` holds.
+
+    Raises KeyError naming the field when a record lacks one of `equal`'s fields.
+    """
+    def match(r):
+        for key, value in equal.items():
+            if key not in r:
+                raise KeyError(f"A record has no field {key!r}; its fields are {sorted(r)}.")
+            if r[key] != value:
+                return False
+        return where is None or where(r)
+
+    return [r for r in records if match(r)]
+
+
+def per_seed(records: list[dict], key: str, where: Callable[[dict], bool] | None = None, **equal) -> np.ndarray:
+    """`key` per seed, averaged over the matching records of that seed, seeds in order, diverged
+    runs left out: float64 `(S',)` (empty when none is left)."""
+    by_seed: dict[int, list] = {}
+    for r in select(records, where, **equal):
+        if not r.get("diverged", False):
+            by_seed.setdefault(r["seed"], []).append(r[key])
+    return np.array([np.mean(v) for _, v in sorted(by_seed.items())], np.float64)

@@ -1,10 +1,15 @@
-"""Paper-style tables, rendered as Markdown and LaTeX from the same rows."""
+"""Paper-style tables, rendered as Markdown and LaTeX from the same rows, and the shared wording
+of their notes (model titles, the linear recipe, the machine). Imports no jax."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
 from mnist_linear.stats import Summary
+
+# The title of each model of `models.NAMES` in tables and figures.
+TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN (LeNet-5 layout)",
+          "cnn_large": "larger CNN", "cnn_gap": "CNN, global pooling", "templates": "k templates per class"}
 
 
 class Table(NamedTuple):
@@ -62,3 +67,19 @@ def interval(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
     if s.n < 2:
         return "—"
     return f"[{s.ci_low * scale:.{digits}f}, {s.ci_high * scale:.{digits}f}]"
+
+
+def recipe_note(recipe: dict, config: dict) -> str:
+    """How the linear model was trained, from a results file's `linear_recipe` and `config`."""
+    edge = " (on the grid's edge: the optimum may lie outside)" if recipe["on_edge"] else ""
+    grid = lambda values: "{" + ", ".join(f"{v:g}" for v in values) + "}"  # noqa: E731
+    return (f"The linear model: rate {recipe['learning_rate']:g}, decay {recipe['weight_decay']:g}, tuned on a "
+            f"validation split over rates {grid(recipe['learning_rates'])} × decays "
+            f"{grid(recipe['weight_decays'])}{edge}, {config['epochs']} epochs")
+
+
+def machine(environment: dict) -> str:
+    """'CPU (AMD EPYC ..., 2 cores)' or '1× NVIDIA H200', from a results file's `environment`."""
+    if environment["platform"] == "cpu":
+        return f"CPU ({environment['processor']}, {environment['cpu_count']} cores)"
+    return f"{environment['device_count']}× {environment['device_kind']}"

@@ -5,6 +5,12 @@ batch by index and converts it to float, so there is no host transfer per step
 and no Python loop per step or per epoch. Every model is a pair of pure
 functions (`models.Model`) and every loss a function `(outputs, targets) -> scalar`,
 so the same loop trains the classifiers and the regression head.
+
+Input maps enter in two ways: `transform(x, *transform_params)` is a fixed map
+of every batch (a pixel permutation, an upsampling, a fixed shift; its
+parameters may be traced, so `train_grid` trains a whole grid of them at once),
+and `augment(key, x)` a random one (random shifts). Augmentation comes first,
+then the transform: the model sees `transform(augment(key, x))`.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mnist_linear import data, metrics
+from mnist_linear import data
 from mnist_linear.models import Model, Params
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
-# (key, float images (B, H, W)) -> float images (B, H', W'): augmentation or resizing per batch.
+# (key, float images (B, H, W)) -> float images (B, H, W): random augmentation per batch.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
+# (float images (B, H, W), *params) -> float images (B, H', W'): see `transforms`.
+Transform = Callable[..., jax.Array]
 
 
 class Hyperparams(NamedTuple):
@@ -87,10 +95,13 @@ def train(
     loss_fn: LossFn,
     config: TrainConfig,
     augment: Augment | None = None,
+    transform: Transform | None = None,
+    transform_params: tuple = (),
 ) -> tuple[Params, TrainLog]:
     """Trains one model from `key`. Pure: wrap it in `jit` and `vmap` as needed.
 
     images: `(N, H, W)` uint8, targets: `(N,)` labels or `(N, T)` regression targets.
+    Each batch is `transform(augment(key, x), *transform_params)` (either may be None).
     Each epoch visits a fresh permutation in `N // batch_size` full batches; the
     few examples left over differ from epoch to epoch.
     """
@@ -116,6 +127,8 @@ def train(
         x = data.to_float(images[indices])
         if augment is not None:
             x = augment(augment_key, x)
+        if transform is not None:
+            x = transform(x, *transform_params)
         params, opt_state, step_metrics = update_step(params, opt_state, x, targets[indices])
         return (params, opt_state), step_metrics["loss"]
 
@@ -135,46 +148,30 @@ def train(
     return params, TrainLog(epoch_loss, ~finite)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "loss_fn", "config", "augment"))
-def train_seeds(keys, images, targets, hparams, *, model, loss_fn, config, augment=None):
-    """`train` vmapped over keys `(S, ...)`: S models in one compiled program."""
-    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment)
+_STATIC = ("model", "loss_fn", "config", "augment", "transform")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def train_seeds(keys, images, targets, hparams, *, model, loss_fn, config, augment=None, transform=None):
+    """`train` vmapped over keys `(S, ...)`: S models in one compiled program, leading axis S."""
+    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment,
+                            transform=transform)
     return jax.vmap(run, in_axes=(0, None, None, None))(keys, images, targets, hparams)
 
 
-def predictions(
-    logits_fn,
-    params: Params,
-    images: jax.Array,
-    *,
-    batch_size: int = 1000,
-    transform: Callable | None = None,
-    per_example: tuple[jax.Array, ...] = (),
-) -> jax.Array:
-    """Predicted class of every image: uint8 `(N, H, W)` -> int32 `(N,)`.
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def train_grid(keys, images, targets, hparams, grid, *, model, loss_fn, config, transform, augment=None):
+    """Models trained on transformed data: P grid points × S seeds in one program.
 
-    Runs in chunks of `batch_size` (the last one padded, then cut off), so all
-    N images are scored. `transform(x, *per_example_chunk)` maps each float
-    chunk before the model: a shift, say, with per-image arguments in `per_example`.
+    grid: the transform's parameters, each `(P,)`; every batch of point p is
+    `transform(x, *point_p)` (a fixed shift, say). Returns (params, log) with
+    leading axes `(P, S)`. Every point sees the same seeds, so the differences
+    between points come from the transform alone.
     """
-    num_examples = images.shape[0]
-    chunks = -(-num_examples // batch_size)
-    pad = chunks * batch_size - num_examples
+    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment,
+                            transform=transform)
 
-    def chunked(a):
-        a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-        return a.reshape(chunks, batch_size, *a.shape[1:])
+    def at(point):
+        return jax.vmap(lambda key: run(key, images, targets, hparams, transform_params=point))(keys)
 
-    def predict_chunk(args):
-        x = data.to_float(args[0])
-        if transform is not None:
-            x = transform(x, *args[1:])
-        return metrics.predict(logits_fn(params, x))
-
-    out = jax.lax.map(predict_chunk, tuple(chunked(a) for a in (images, *per_example)))
-    return out.reshape(-1)[:num_examples]
-
-
-def count_correct(logits_fn, params, images, labels, **kwargs) -> jax.Array:
-    """Number of correctly classified images among all N: int32 scalar."""
-    return jnp.sum(predictions(logits_fn, params, images, **kwargs) == labels)
+    return jax.vmap(at)(tuple(grid))

@@ -2,8 +2,8 @@
 
 The hyperparameters are injected into the optimizer state as arrays
 (`optax.inject_hyperparams`), so the grid is a `vmap` axis, not a recompile.
-Models are chosen by accuracy on the validation split; the test split is never
-looked at.
+Models are chosen by the task's score (accuracy for classification) on the
+validation split; the test split is never looked at.
 """
 
 from __future__ import annotations
@@ -16,31 +16,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, models, train
+from mnist_linear import data, evaluate, models, tasks, train
 
 
 class GridResult(NamedTuple):
     learning_rates: np.ndarray  # (L,) float64, as given
     weight_decays: np.ndarray  # (D,) float64, as given
-    val_accuracy: np.ndarray  # (L, D, S)
+    val_score: np.ndarray  # (L, D, S) the task's score on the validation split (accuracy for classification)
     diverged: np.ndarray  # (L, D, S) bool
-    best: train.Hyperparams  # highest mean validation accuracy among grid points with no diverged seed
+    best: train.Hyperparams  # highest mean validation score among grid points with no diverged seed
+    on_edge: bool  # the best point is on an edge of the grid the optimum may lie beyond
+
+    def recipe(self) -> dict:
+        """The chosen point, the grid and the edge flag, for results.json and table notes."""
+        return {"learning_rate": self.best.learning_rate, "weight_decay": self.best.weight_decay,
+                "learning_rates": self.learning_rates.tolist(), "weight_decays": self.weight_decays.tolist(),
+                "on_edge": self.on_edge, "tuned_on": "validation"}
 
     def records(self) -> list[dict]:
         return [
             {"learning_rate": float(lr), "weight_decay": float(wd), "seed": s,
-             "val_accuracy": float(self.val_accuracy[i, j, s]), "diverged": bool(self.diverged[i, j, s])}
+             "val_score": float(self.val_score[i, j, s]), "diverged": bool(self.diverged[i, j, s])}
             for i, lr in enumerate(self.learning_rates)
             for j, wd in enumerate(self.weight_decays)
-            for s in range(self.val_accuracy.shape[2])
+            for s in range(self.val_score.shape[2])
         ]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "loss_fn", "config"))
-def _train_and_score(keys, hparams, train_images, train_labels, val_images, val_labels, *, model, loss_fn, config):
+@functools.partial(jax.jit, static_argnames=("model", "task", "config"))
+def _train_and_score(keys, hparams, train_images, train_targets, val_images, val_targets, *, model, task, config):
     def one(key, hp):
-        params, log = train.train(key, train_images, train_labels, hp, model=model, loss_fn=loss_fn, config=config)
-        return train.count_correct(model.logits, params, val_images, val_labels), log.diverged
+        params, log = train.train(key, train_images, train_targets, hp, model=model, loss_fn=task.loss, config=config)
+        kept = evaluate.outputs(model.logits, params, val_images, reduce=task.reduce)
+        return task.score(kept, val_targets), log.diverged
 
     # Every grid point sees the same seeds (common random numbers), so the
     # differences between grid points come from the hyperparameters alone.
@@ -54,32 +62,40 @@ def grid_search(
     val_split: data.Split,
     *,
     model: models.Model,
-    loss_fn: train.LossFn,
+    task: tasks.Task = tasks.CLASSIFICATION,
     config: train.TrainConfig,
     learning_rates: Sequence[float],
     weight_decays: Sequence[float],
     seeds: int = 1,
 ) -> GridResult:
-    """Trains `seeds` models at every (learning rate, weight decay) and scores them on `val_split`."""
+    """Trains `seeds` models at every (learning rate, weight decay) and scores them on `val_split`.
+
+    The best point has the highest mean validation score among points none of
+    whose seeds diverged. It is "on the edge" when it is the smallest or largest
+    learning rate or the largest weight decay of a grid with more than one value
+    there (the smallest decay, 0 say, is a natural bound); a warning says so too.
+    Raises FloatingPointError when every grid point diverged.
+    """
     lrs, wds = np.asarray(learning_rates, np.float64), np.asarray(weight_decays, np.float64)
     lr_grid, wd_grid = np.meshgrid(lrs, wds, indexing="ij")
     hparams = train.Hyperparams(jnp.asarray(lr_grid.ravel(), jnp.float32), jnp.asarray(wd_grid.ravel(), jnp.float32))
-    correct, diverged = _train_and_score(
+    scores, diverged = _train_and_score(
         jax.random.split(key, seeds), hparams,
-        jnp.asarray(train_split.images), jnp.asarray(train_split.labels),
-        jnp.asarray(val_split.images), jnp.asarray(val_split.labels),
-        model=model, loss_fn=loss_fn, config=config,
+        jnp.asarray(train_split.images), jnp.asarray(task.targets(train_split)),
+        jnp.asarray(val_split.images), jnp.asarray(task.targets(val_split)),
+        model=model, task=task, config=config,
     )
     shape = (len(lrs), len(wds), seeds)
-    accuracy = np.asarray(correct).reshape(shape) / len(val_split.labels)
+    val_score = np.asarray(scores, np.float64).reshape(shape)
     diverged = np.asarray(diverged).reshape(shape)
-    score = np.where(diverged.any(-1), -np.inf, accuracy.mean(-1))
+    score = np.where(diverged.any(-1), -np.inf, val_score.mean(-1))
     if np.isneginf(score).all():
         raise FloatingPointError(
             "Every grid point diverged (inf or nan loss); lower the learning rates of the grid."
         )
     i, j = np.unravel_index(np.argmax(score), score.shape)
-    if len(lrs) > 1 and i in (0, len(lrs) - 1) or len(wds) > 1 and j == len(wds) - 1:
+    on_edge = bool(len(lrs) > 1 and i in (0, len(lrs) - 1) or len(wds) > 1 and j == len(wds) - 1)
+    if on_edge:
         warnings.warn(f"The best grid point (learning rate {lrs[i]:g}, weight decay {wds[j]:g}) is on the edge "
                       f"of the grid {lrs.tolist()} × {wds.tolist()}; the optimum may lie outside: widen the grid.")
-    return GridResult(lrs, wds, accuracy, diverged, train.Hyperparams(float(lrs[i]), float(wds[j])))
+    return GridResult(lrs, wds, val_score, diverged, train.Hyperparams(float(lrs[i]), float(wds[j])), on_edge)

@@ -3,14 +3,16 @@
 import json
 
 import chex
+import jax
 import matplotlib.image
 import numpy as np
 import pytest
 import scipy.stats
 from realdata import mnist
+from test_transforms import _np_translate
 
 from experiments import baseline, ladder, locality, resolution, templates, translation
-from mnist_linear import data, results
+from mnist_linear import data, results, transforms
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +63,21 @@ def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
 def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_path, mnist_baseline):
     out = tmp_path / "translation"
     written = translation.main(["--out", str(out), "--quick"])
-    variants = ["linear", "linear_tta", "linear_shift_aug", "linear_shift_aug_tta", "small_cnn",
-                "small_cnn_shift_aug"]
+    variants = ["linear", "linear_tta", "linear_shift_aug", "linear_shift_aug_tta", "cnn_small",
+                "cnn_small_shift_aug"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["results.json.gz", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix_linear.png",
-         "train_test_matrix_small_cnn.png"] + [f"grid_{v}_{fill}.png" for v in variants for fill in ("zeros", "wrap")])
+        ["results.json.gz", "table.md", "table.tex", "templates_shift_augmented.png", "train_test_matrix_linear.png"]
+        + [f"grid_{v}_{fill}.png" for v in variants for fill in ("zeros", "wrap")])
     assert results.read_json(out / "results.json.gz") == written
-    for phase in ("linear: training", "linear: shift grid, zeros", "linear: train-shift matrix, training",
-                  "small CNN: train-shift matrix, evaluation"):
+    assert written["preset"] == "quick" and set(written["linear_recipe"]) >= {"learning_rate", "on_edge"}
+    for phase in ("linear: training", "linear: evaluation", "linear + shift aug. + TTA: evaluation",
+                  "cnn_small + shift aug.: evaluation", "linear: train-shift matrix, training"):
         assert set(written["timing"][phase]) == {"compile_s", "run_s"}
 
-    grid = [r for r in written["records"] if r["kind"] == "grid" and r["model"] == "linear"]
+    grid = results.select(written["records"], kind="grid", model="linear", augment="none", tta=False)
     assert len(grid) == 2 * 2 * 49  # seeds × fills × offsets
-    assert set(grid[0]) == {"kind", "model", "seed", "train_dx", "train_dy", "test_dx", "test_dy", "fill", "accuracy"}
+    assert set(grid[0]) == {"kind", "model", "augment", "tta", "seed", "test_dx", "test_dy", "fill", "accuracy",
+                            "diverged"}
     # The (0, 0) column is the baseline's accuracy: same recipe, same seeds, same config. The quick
     # run scores the first 500 test images, so recount the baseline's saved models on those in numpy.
     base_out, _ = mnist_baseline
@@ -94,9 +98,19 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
     # Trained at +3 px, the model is best when tested at +3 px: the diagonal band.
     row = {r["test_dx"]: r["accuracy"] for r in matrix if r["train_dx"] == 3 and r["test_dy"] == 0}
     assert max(row, key=row.get) == 3
-    metrics = {(r["model"], r["metric"]) for r in written["records"] if r["kind"] == "metric"}
-    assert ("linear + shift aug.", "consistency") in metrics and ("small CNN", "consistency") in metrics
+    metrics = {(r["model"], r["augment"], r["tta"], r["metric"]) for r in results.select(written["records"],
+                                                                                          kind="metric")}
+    assert ("linear", "shift", False, "consistency") in metrics and ("cnn_small", "none", False, "consistency") in metrics
     assert len(metrics) == 6 * 4  # four linear variants and two CNN ones, four metrics each
+    # Consistency recounted in numpy from the baseline's saved models (the same recipe and seeds) and the
+    # two draws the docstring names: key(seed) folded with 2, split in two, offsets in [-3, 3]².
+    draws = [transforms.random_offsets(k, 500, 3) for k in jax.random.split(jax.random.fold_in(jax.random.key(0), 2))]
+    predicted = [[np.argmax(np.stack([_np_translate(im, int(i), int(j), "zeros") for im, i, j in
+                                      zip(test.images[:500].astype(np.float64) / 255, *d)]).reshape(500, -1) @ w + b, -1)
+                  for d in draws] for w, b in zip(params["w"], params["b"])]
+    consistency = [r["value"] for r in results.select(written["records"], kind="metric", model="linear",
+                                                      augment="none", tta=False, metric="consistency")]
+    np.testing.assert_allclose(consistency, [np.mean(a == b) for a, b in predicted], atol=2 / 500)
 
     table = (out / "table.md").read_text()
     assert table == "\n".join(t.markdown() for t in translation.make_tables(written))
@@ -105,6 +119,7 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
                        and (abs(r["test_dx"]), abs(r["test_dy"])) in ((2, 0), (0, 2))]) for s in (0, 1)]
     row = next(line for line in table.splitlines() if line.startswith("| linear | 2 |"))
     assert row.split(" | ")[4] == f"{100 * np.mean(two_px):.1f} ± {100 * np.std(two_px, ddof=1):.1f}"
+    assert "small CNN (LeNet-5 layout) + shift aug." in table  # one name per model, its title in tables
 
 
 def _outputs(out):

@@ -1,5 +1,7 @@
 """The flax models: im2col against XLA's convolution, parameter counts by hand, shapes, equivalences."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,8 +10,8 @@ import pytest
 from absl.testing import parameterized
 from realdata import batch
 
-from experiments import locality, resolution
-from mnist_linear import linear, metrics, models, train
+from experiments import locality
+from mnist_linear import linear, metrics, models, tables, train, transforms
 
 
 def _conv_reference(x, kernel, padding):
@@ -101,15 +103,15 @@ def test_permuted_first_layer_sees_permuted_pixels_identically():
         permuted = locality.with_permuted_first_layer(model, locality.FIRST_LAYER[name], permutation)
         key = jax.random.key(4)
         original = model.logits(model.init(key), x)
-        moved = permuted.logits(permuted.init(key), locality.permute_pixels(jnp.asarray(x), permutation))
+        moved = permuted.logits(permuted.init(key), transforms.permute_pixels(jnp.asarray(x), permutation))
         np.testing.assert_allclose(moved, original, rtol=1e-5, atol=1e-5)
-    flat = np.asarray(locality.permute_pixels(jnp.asarray(x), permutation)).reshape(16, -1)
+    flat = np.asarray(transforms.permute_pixels(jnp.asarray(x), permutation)).reshape(16, -1)
     np.testing.assert_array_equal(flat, x.reshape(16, -1)[:, np.asarray(permutation)])
 
 
 def test_upsampling_is_per_batch_and_memory_stays_bounded():
     x, _ = batch(3)
-    big = resolution.upsample(jnp.asarray(x), 8)
+    big = transforms.resize(jnp.asarray(x), 8)
     chex.assert_shape(big, (3, 224, 224))
     np.testing.assert_allclose(big.mean((1, 2)), x.mean((1, 2)), rtol=0.02, atol=1e-3)
     # Compiling training at 224 px over all 60,000 images needs nowhere near the 12 GB a
@@ -119,6 +121,15 @@ def test_upsampling_is_per_batch_and_memory_stays_bounded():
     compiled = train.train_seeds.lower(
         jax.random.split(jax.random.key(0), 2), images, labels, train.Hyperparams(0.01, 0.0),
         model=models.get("linear", image_size=224), loss_fn=metrics.cross_entropy,
-        config=train.TrainConfig(epochs=1), augment=lambda _, im: resolution.upsample(im, 8)).compile()
+        config=train.TrainConfig(epochs=1), transform=functools.partial(transforms.resize, factor=8)).compile()
     materialised = 60_000 * 224 * 224 * 4
     assert compiled.memory_analysis().temp_size_in_bytes < materialised / 100
+
+
+def test_every_model_has_one_name_and_a_title():
+    assert set(tables.TITLES) == set(models.NAMES)
+    for name in models.NAMES:
+        chex.assert_shape(models.get(name, outputs=3).logits(models.get(name, outputs=3).init(jax.random.key(0)),
+                                                             jnp.zeros((2, 28, 28))), (2, 3))
+    with pytest.raises(ValueError, match="Unknown model"):
+        models.get("small CNN")

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from experiments import readme
-from mnist_linear import results
+from mnist_linear import models, results
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -34,3 +34,6 @@ def test_committed_tables_match_their_results():
         module = importlib.import_module(f"experiments.{written['experiment']}")
         rendered = "\n".join(t.markdown() for t in module.make_tables(written))
         assert (folder / "table.md").read_text() == rendered, folder.name
+        # One name per model in every results file, and the linear recipe recorded wherever it was tuned.
+        assert {r["model"] for r in written["records"]} <= set(models.NAMES), folder.name
+        assert written["preset"] in ("cpu", "gpu") and {"learning_rate", "on_edge"} <= set(written["linear_recipe"])

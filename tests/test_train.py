@@ -1,4 +1,4 @@
-"""The training loop on real MNIST: it learns, seeds vmap exactly, evaluation counts every image."""
+"""The training loop on real MNIST: it learns, seeds vmap exactly, tuning picks on validation."""
 
 import functools
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from realdata import mnist
 
-from mnist_linear import data, linear, metrics, models, train, tuning
+from mnist_linear import data, evaluate, linear, metrics, models, tasks, train, transforms, tuning
 
 LINEAR = models.LINEAR
 CONFIG = train.TrainConfig(epochs=2, batch_size=100)
@@ -35,7 +35,8 @@ def test_loss_falls_and_the_model_learns():
                                                   data.to_float(images)), labels)
     assert log.loss[0] < 0.8 * initial and log.loss[1] < log.loss[0]
     test = mnist().test
-    accuracy = train.count_correct(LINEAR.logits, params, jnp.asarray(test.images), jnp.asarray(test.labels)) / 10_000
+    accuracy = np.mean(evaluate.outputs(LINEAR.logits, params, jnp.asarray(test.images), reduce=metrics.predict)
+                       == test.labels)
     assert accuracy > 0.85, accuracy
 
 
@@ -89,28 +90,6 @@ def test_same_seed_same_numbers():
     chex.assert_trees_all_equal(a, b)
 
 
-@pytest.mark.parametrize("n, batch_size", [(10_000, 3000), (997, 100), (10_000, 10_000)])
-def test_count_correct_scores_every_image(n, batch_size):
-    params = linear.init(jax.random.key(0), scale=0.05)
-    test = mnist().test
-    images, labels = test.images[:n], test.labels[:n]
-    got = train.count_correct(linear.logits, params, jnp.asarray(images), jnp.asarray(labels), batch_size=batch_size)
-    x = images.reshape(n, -1).astype(np.float64) / 255
-    want = np.sum(np.argmax(x @ np.asarray(params["w"]) + np.asarray(params["b"]), -1) == labels)
-    assert int(got) == want
-
-
-def test_predictions_apply_a_per_example_transform():
-    params = linear.init(jax.random.key(0), scale=0.05)
-    images = jnp.asarray(mnist().test.images[:250])
-    flip = jnp.arange(250) % 2 == 0
-    out = train.predictions(linear.logits, params, images, batch_size=100,
-                            transform=lambda x, f: jnp.where(f[:, None, None], x[:, ::-1], x), per_example=(flip,))
-    x = data.to_float(images)
-    want = metrics.predict(linear.logits(params, jnp.where(flip[:, None, None], x[:, ::-1], x)))
-    chex.assert_trees_all_equal(out, want)
-
-
 def test_divergence_is_reported_not_hidden():
     """Least squares on one-hot targets with a step far above 2/L blows up; the log says so."""
     images, labels = _subset(1000)
@@ -128,27 +107,31 @@ def test_grid_search_picks_on_validation():
     fit, val = data.split_validation(split, 1000)
     config = train.TrainConfig(epochs=1, batch_size=100)
     with pytest.warns(UserWarning, match="edge of the grid"):  # 0.1 is the largest rate on offer
-        grid = tuning.grid_search(jax.random.key(0), fit, val, model=LINEAR, loss_fn=metrics.cross_entropy,
+        grid = tuning.grid_search(jax.random.key(0), fit, val, model=LINEAR, task=tasks.CLASSIFICATION,
                                   config=config, learning_rates=(1e-4, 0.1), weight_decays=(0.0, 1e-3), seeds=2)
-    chex.assert_shape(grid.val_accuracy, (2, 2, 2))
+    chex.assert_shape(grid.val_score, (2, 2, 2))
     assert grid.best.learning_rate == 0.1  # 1e-4 for one epoch barely moves from the initial weights
-    assert grid.val_accuracy[1].mean() > grid.val_accuracy[0].mean() + 0.2
+    assert grid.val_score[1].mean() > grid.val_score[0].mean() + 0.2
     assert len(grid.records()) == 8
     # Grid point (lr, wd, seed 0) is reproduced by training it alone with seed 0's key.
     j = list(grid.weight_decays).index(grid.best.weight_decay)
     hparams = train.Hyperparams(jnp.float32(grid.best.learning_rate), jnp.float32(grid.best.weight_decay))
     key = jax.random.split(jax.random.key(0), 2)[0]
     params, _ = _train_one(key, jnp.asarray(fit.images), jnp.asarray(fit.labels), hparams, config=config)
-    correct = train.count_correct(LINEAR.logits, params, jnp.asarray(val.images), jnp.asarray(val.labels))
-    np.testing.assert_allclose(int(correct) / 1000, grid.val_accuracy[1, j, 0], atol=1e-3)
+    x = val.images.reshape(1000, -1).astype(np.float64) / 255
+    correct = np.sum(np.argmax(x @ np.asarray(params["w"]) + np.asarray(params["b"]), -1) == val.labels)
+    np.testing.assert_allclose(correct / 1000, grid.val_score[1, j, 0], atol=1e-3)
+    assert grid.on_edge and grid.recipe()["learning_rates"] == [1e-4, 0.1]
+
+
+ONE_HOT = tasks.regression("one-hot least squares", lambda split: np.eye(10, dtype=np.float32)[split.labels], 10)
 
 
 def _least_squares_grid(learning_rates):
-    """Regression on one-hot targets, scored by argmax on the validation labels."""
+    """Regression on one-hot targets, scored by −MSE on the validation split."""
     images, labels = (np.asarray(a) for a in _subset(2000))
-    fit = data.Split(images[:1500], np.eye(10, dtype=np.float32)[labels[:1500]])
-    val = data.Split(images[1500:], labels[1500:])
-    return tuning.grid_search(jax.random.key(0), fit, val, model=LINEAR, loss_fn=metrics.mean_squared_error,
+    fit, val = data.Split(images[:1500], labels[:1500]), data.Split(images[1500:], labels[1500:])
+    return tuning.grid_search(jax.random.key(0), fit, val, model=LINEAR, task=ONE_HOT,
                               config=train.TrainConfig(epochs=1, batch_size=100, schedule="constant"),
                               learning_rates=learning_rates, weight_decays=(0.0,))
 
@@ -160,3 +143,16 @@ def test_grid_search_skips_diverged_points():
     assert grid.best.learning_rate == 0.01
     with pytest.raises(FloatingPointError, match="lower the learning rates"):
         _least_squares_grid((10.0, 30.0))
+
+
+def test_train_grid_equals_training_on_transformed_data():
+    """Training at a fixed shift inside the grid vmap equals training alone on pre-shifted images."""
+    images, labels = _subset(1000)
+    keys = jax.random.split(jax.random.key(0), 2)
+    config = train.TrainConfig(epochs=1, batch_size=100)
+    params, _ = train.train_grid(keys, images, labels, HPARAMS, (np.array([0, 3]), np.array([0, -1])),
+                                 model=LINEAR, loss_fn=metrics.cross_entropy, config=config,
+                                 transform=transforms.translate)
+    chex.assert_shape(params["w"], (2, 2, 784, 10))
+    alone, _ = _train_one(keys[1], transforms.translate(images, 3, -1), labels, HPARAMS, config=config)
+    chex.assert_trees_all_close(jax.tree.map(lambda p: p[1, 1], params), alone, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,70 @@
+"""What a task is: its loss, the per-image output kept for scoring, the score, and its targets.
+
+The one training loop (`train.train`), the tuning grid (`tuning`), the
+evaluation sweeps (`evaluate`) and the experiments take a `Task`, so a new task
+(regression of a measurement, say) is a new `Task`, never a second loop.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnist_linear import data, metrics
+
+
+class Task(NamedTuple):
+    """A supervised task over images. Create each task once: jitted programs key on it.
+
+    loss: `(outputs (B, K), targets (B,) or (B, T)) -> scalar`, minimised in training.
+    reduce: `outputs (..., K) -> kept (...) or (..., T)`: what evaluation keeps per
+        image (the predicted class for classification, the raw outputs for regression).
+    score: `(kept (N, ...), targets) -> scalar`, higher is better: tuning picks the
+        best grid point by it and tables report it.
+    targets: `data.Split -> (N,) or (N, T) array`: the targets of a split.
+    num_outputs: K, the width of the model's last layer.
+    """
+
+    name: str
+    loss: Callable[[jax.Array, jax.Array], jax.Array]
+    reduce: Callable[[jax.Array], jax.Array]
+    score: Callable[[jax.Array, jax.Array], jax.Array]
+    score_name: str
+    targets: Callable[[data.Split], np.ndarray]
+    num_outputs: int
+
+
+def _accuracy(classes: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(classes == labels)
+
+
+def _labels(split: data.Split) -> np.ndarray:
+    return split.labels
+
+
+def _identity(outputs: jax.Array) -> jax.Array:
+    return outputs
+
+
+def _negative_mse(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    return -metrics.mean_squared_error(outputs, targets)
+
+
+CLASSIFICATION = Task(
+    name="classification", loss=metrics.cross_entropy, reduce=metrics.predict, score=_accuracy,
+    score_name="accuracy", targets=_labels, num_outputs=data.NUM_CLASSES,
+)
+
+
+def regression(name: str, targets: Callable[[data.Split], np.ndarray], num_targets: int) -> Task:
+    """Mean squared error on `num_targets` outputs; scored by −MSE (higher is better); raw outputs kept.
+
+    targets: `data.Split -> float (N, num_targets)`. Raises ValueError unless num_targets ≥ 1.
+    """
+    if not isinstance(num_targets, int) or num_targets < 1:
+        raise ValueError(f"num_targets must be an int ≥ 1, got {num_targets!r}.")
+    return Task(name=name, loss=metrics.mean_squared_error, reduce=_identity, score=_negative_mse,
+                score_name="negative mean squared error", targets=targets, num_outputs=num_targets)

@@ -1,0 +1,188 @@
+"""Every input map, one signature: `transform(images, *params) -> images`.
+
+`images` are float `(..., H, W)` (or uint8 where a map only moves pixels); the
+parameters may be traced arrays, so one compiled program covers a whole grid of
+them under `vmap`. A map whose parameter differs per image is `each(transform)`.
+
+Coordinates: x is the column (+ is right), y the row (+ is down), pixel
+centres at integers. The affine maps follow the MNIST-C benchmark (Mu & Gilmer
+2019, "MNIST-C: A Robustness Benchmark for Computer Vision",
+google-research/mnist-c `corruptions.py`): scikit-image's `warp` with an
+`inverse_map` that sends each output pixel to the input point it samples,
+about the image centre ((W - 1)/2, (H - 1)/2) = (13.5, 13.5) for 28 × 28,
+bilinear interpolation, zero fill outside the image. In the output pixel's
+offset (u, v) from the centre, the input point sampled is centre + A (u, v):
+
+- `rotate(θ)`: A = [[cos θ, −sin θ], [sin θ, cos θ]]; content turns
+  counter-clockwise as displayed for θ > 0 (like `skimage.transform.rotate`).
+  MNIST-C's rotate is θ = ±c radians, c = 0.2, 0.4, …, 1.0 at severity 1…5.
+- `shear(φ)`: A = [[1, −sin φ], [0, cos φ]], scikit-image's
+  `AffineTransform(shear=φ)` as MNIST-C used it (versions before 0.21); MNIST-C's
+  shear is φ = ±c radians, c = 0.2 … 1.0.
+- `scale(s)`: A = I / s, so content grows by s (s < 1 shrinks it); MNIST-C's
+  scale is s = 0.9, 0.8, …, 0.5.
+- `translate(dx, dy)`: integer shifts by indexing (exact), with zero or wrap
+  fill; MNIST-C's translate is (±c, ±c) px, c = 1 … 5, a sign per axis.
+
+Angles here are in degrees; `np.degrees` converts MNIST-C's radians.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Transform = Callable[..., jax.Array]  # (images (..., H, W), *params) -> images
+FILLS = ("zeros", "wrap")
+
+
+def each(transform: Transform) -> Transform:
+    """`transform` with its own parameters per image: images `(N, H, W)`, every param `(N,)`."""
+    return jax.vmap(transform)
+
+
+# ----- translations: integer, exact -----
+
+def check_offsets(offsets, size: int, name: str = "offset") -> None:
+    """Raises ValueError unless every |offset| < size (the shift leaves part of the image)."""
+    offsets = np.asarray(offsets)
+    if offsets.size and np.abs(offsets).max() >= size:
+        raise ValueError(
+            f"{name} of {int(np.abs(offsets).max())} px is not smaller than the image size {size} px; "
+            f"use offsets in [-{size - 1}, {size - 1}]."
+        )
+
+
+def translate(images: jax.Array, dx, dy, fill: str = "zeros") -> jax.Array:
+    """Shifts `images` `(..., H, W)` by integer `dx` (right) and `dy` (down); same shape and dtype.
+
+    `dx`, `dy`: int scalars, traced or not. "zeros": vacated pixels become 0 and
+    content pushed off the edge is lost (a digit on a blank canvas); "wrap": a
+    circular roll, exactly invertible. Concrete offsets are checked (|dx| < W,
+    |dy| < H); check traced ones beforehand with `check_offsets`.
+
+    Raises ValueError for an unknown fill or an offset as large as the image.
+    """
+    if fill not in FILLS:
+        raise ValueError(f"Unknown fill {fill!r}; choose one of {FILLS}.")
+    height, width = images.shape[-2:]
+    for offset, size, name in ((dx, width, "dx"), (dy, height, "dy")):
+        if not isinstance(offset, jax.core.Tracer):
+            check_offsets(offset, size, name)
+    moved = jnp.roll(images, (dy, dx), axis=(-2, -1))
+    if fill == "wrap":
+        return moved
+    inside = _inside(jnp.arange(height) - dy, height)[:, None] & _inside(jnp.arange(width) - dx, width)[None, :]
+    return jnp.where(jnp.broadcast_to(inside, moved.shape), moved, jnp.zeros((), moved.dtype))
+
+
+def translate_filled(images: jax.Array, dx, dy, wrap) -> jax.Array:
+    """`translate` with the fill as a traced bool (`wrap`), so both fills share one compiled grid."""
+    return jnp.where(wrap, translate(images, dx, dy, "wrap"), translate(images, dx, dy, "zeros"))
+
+
+def random_offsets(key: jax.Array, count: int, max_shift: int) -> tuple[jax.Array, jax.Array]:
+    """(dx, dy), each int32 `(count,)`, uniform on [-max_shift, max_shift]."""
+    dx, dy = jax.random.randint(key, (2, count), -max_shift, max_shift + 1)
+    return dx, dy
+
+
+def random_shift(key: jax.Array, images: jax.Array, max_shift: int, fill: str = "zeros") -> jax.Array:
+    """Augmentation: each image of `(N, H, W)` shifted by its own uniform offset in [-max_shift, max_shift]²."""
+    dx, dy = random_offsets(key, images.shape[0], max_shift)
+    return each(lambda x, i, j: translate(x, i, j, fill))(images, dx, dy)
+
+
+def offset_grid(max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (dx, dy) in [-K, K]², row-major over dy then dx: two int32 arrays `((2K+1)²,)`."""
+    r = np.arange(-max_shift, max_shift + 1, dtype=np.int32)
+    dy, dx = np.meshgrid(r, r, indexing="ij")
+    return dx.ravel(), dy.ravel()
+
+
+# ----- affine maps: bilinear, zero fill, about the centre (MNIST-C) -----
+
+def affine(images: jax.Array, matrix: jax.Array, offset=(0.0, 0.0)) -> jax.Array:
+    """Samples each output pixel at centre + matrix @ (u, v) + offset of the input, bilinearly.
+
+    images: float `(..., H, W)`; matrix: `(2, 2)` acting on (x, y) offsets from the
+    centre ((W - 1)/2, (H - 1)/2), in px; offset: (x, y) in px. Points outside
+    the image read 0. The identity matrix with an integer offset (a, b) equals
+    `translate(images, -a, -b)`.
+    """
+    height, width = images.shape[-2:]
+    matrix = jnp.asarray(matrix, jnp.float32)
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    v, u = jnp.meshgrid(jnp.arange(height) - cy, jnp.arange(width) - cx, indexing="ij")
+    x = matrix[0, 0] * u + matrix[0, 1] * v + cx + offset[0]
+    y = matrix[1, 0] * u + matrix[1, 1] * v + cy + offset[1]
+    return _bilinear(images, y, x)
+
+
+def rotate(images: jax.Array, degrees) -> jax.Array:
+    """Rotation by `degrees` (counter-clockwise as displayed) about the centre; float `(..., H, W)`."""
+    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
+    return affine(images, jnp.array([[jnp.cos(t), -jnp.sin(t)], [jnp.sin(t), jnp.cos(t)]]))
+
+
+def shear(images: jax.Array, degrees) -> jax.Array:
+    """MNIST-C's shear by the angle `degrees` (scikit-image's `AffineTransform(shear=...)` before 0.21)."""
+    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
+    return affine(images, jnp.array([[1.0, -jnp.sin(t)], [0.0, jnp.cos(t)]]))
+
+
+def scale(images: jax.Array, factor) -> jax.Array:
+    """Zoom by `factor` about the centre (factor < 1 shrinks the digit); float `(..., H, W)`."""
+    inverse = 1 / jnp.asarray(factor, jnp.float32)
+    return affine(images, jnp.array([[inverse, 0.0], [0.0, inverse]]))
+
+
+def _inside(index: jax.Array, size: int) -> jax.Array:
+    return (index >= 0) & (index < size)
+
+
+def _bilinear(images: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
+    """Bilinear samples of `images` `(..., H, W)` at float points `(H', W')`; 0 outside."""
+    height, width = images.shape[-2:]
+    y0, x0 = jnp.floor(y), jnp.floor(x)
+    out = jnp.zeros(images.shape[:-2] + y.shape, images.dtype)
+    for row, weight_y in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+        for col, weight_x in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+            r, c = row.astype(jnp.int32), col.astype(jnp.int32)
+            value = images[..., jnp.clip(r, 0, height - 1), jnp.clip(c, 0, width - 1)]
+            weight = jnp.where(_inside(r, height) & _inside(c, width), weight_y * weight_x, 0.0)
+            out = out + value * jnp.broadcast_to(weight.astype(images.dtype), value.shape)
+    return out
+
+
+# ----- other maps -----
+
+def permute_pixels(images: jax.Array, permutation: jax.Array) -> jax.Array:
+    """Pixel j of the result (row-major) is pixel `permutation[j]` of the input: `(..., H, W)` -> same shape.
+
+    permutation: int `(H·W,)`, a permutation of range(H·W) (traced or not; not checked when traced).
+    """
+    if not isinstance(permutation, jax.core.Tracer):
+        p = np.asarray(permutation)
+        if p.shape != (images.shape[-2] * images.shape[-1],) or not np.array_equal(np.sort(p), np.arange(p.size)):
+            raise ValueError(f"permutation must be a permutation of range({images.shape[-2] * images.shape[-1]}), "
+                             f"got shape {p.shape}.")
+    flat = images.reshape(*images.shape[:-2], -1)
+    return jnp.take(flat, permutation, axis=-1).reshape(images.shape)
+
+
+def resize(images: jax.Array, factor: int) -> jax.Array:
+    """Bilinear upsampling by an integer `factor` (static): float `(..., H, W)` -> `(..., factor·H, factor·W)`.
+
+    Uses `jax.image.resize` ("linear", half-pixel centres, antialiased when
+    shrinking); factor 1 returns the images unchanged. Raises ValueError unless factor ≥ 1.
+    """
+    if not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"resize factor must be an int ≥ 1, got {factor!r}.")
+    if factor == 1:
+        return images
+    height, width = images.shape[-2:]
+    return jax.image.resize(images, (*images.shape[:-2], factor * height, factor * width), "linear")

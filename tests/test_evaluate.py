@@ -1,0 +1,113 @@
+"""The one evaluation path and the invariance metrics, against numpy loops on real test digits."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from realdata import batch, mnist
+from test_transforms import _np_translate, _rotation, _skimage_warp
+
+from mnist_linear import evaluate, invariance, linear, metrics, transforms
+
+
+def _models(seeds=2):
+    keys = jax.random.split(jax.random.key(0), seeds)
+    return jax.vmap(lambda k: linear.init(k, scale=0.05))(keys)
+
+
+def _numpy_logits(params, seed, x):
+    """float64 logits of seed `seed` on float images `(N, 28, 28)`."""
+    return x.reshape(len(x), -1) @ np.asarray(params["w"][seed], np.float64) + np.asarray(params["b"][seed])
+
+
+@pytest.mark.parametrize("n, batch_size", [(10_000, 3000), (997, 100), (10_000, 10_000), (5, 7)])
+def test_every_image_is_scored_whatever_the_chunking(n, batch_size):
+    params = _models(3)
+    test = mnist().test
+    images, labels = test.images[:n], test.labels[:n]
+    classes = evaluate.seed_outputs(params, jnp.asarray(images), apply=linear.logits, reduce=metrics.predict,
+                                    batch_size=batch_size)
+    chex.assert_shape(classes, (3, n))
+    x = images.astype(np.float64) / 255
+    for s in range(3):
+        want = np.argmax(_numpy_logits(params, s, x), -1)
+        assert (np.asarray(classes[s]) == want).mean() > 0.999  # float32 against float64: a near-tie may flip
+        assert np.sum(np.asarray(classes[s]) == labels) == pytest.approx(np.sum(want == labels), abs=2)
+    one = evaluate.outputs(linear.logits, jax.tree.map(lambda p: p[1], params), jnp.asarray(images),
+                           batch_size=batch_size)
+    chex.assert_shape(one, (n, 10))
+    np.testing.assert_allclose(one, _numpy_logits(params, 1, x), rtol=1e-4, atol=1e-4)
+
+
+def test_shift_grid_predictions_and_metrics_match_a_loop():
+    params = _models()
+    test = mnist().test
+    images, labels = test.images[:700], test.labels[:700]
+    dxs, dys = transforms.offset_grid(3)
+    preds = np.asarray(evaluate.grid_outputs(params, jnp.asarray(images), (dxs, dys), apply=linear.logits,
+                                             transform=transforms.translate, reduce=metrics.predict,
+                                             batch_size=300, points_at_once=5))
+    chex.assert_shape(preds, (49, 2, 700))
+    for o in (0, 24, 30):
+        x = _np_translate(images.astype(np.float64) / 255, dxs[o], dys[o], "zeros")
+        for s in range(2):
+            np.testing.assert_array_equal(preds[o, s], np.argmax(_numpy_logits(params, s, x), -1))
+    # The metrics, recomputed by hand on the same predictions: indices and masks, not offsets.
+    centre = invariance.index((dxs, dys), (0, 0))
+    assert centre == 24
+    neighbours = [invariance.index((dxs, dys), p) for p in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    assert sorted(neighbours) == [17, 23, 25, 31]
+    change = np.mean([(preds[o] != preds[24]).mean(-1) for o in (23, 25, 17, 31)], 0)
+    np.testing.assert_allclose(invariance.top1_change(preds, centre, neighbours), change)
+    ring2 = [o for o in range(49) if abs(dxs[o]) <= 2 and abs(dys[o]) <= 2]
+    want = [(preds[ring2, s] == labels).all(0).mean() for s in range(2)]
+    mask = (np.abs(dxs) <= 2) & (np.abs(dys) <= 2)
+    np.testing.assert_allclose(invariance.grid_accuracy(preds, labels, mask), want)
+    with pytest.raises(ValueError, match="non-empty"):
+        invariance.grid_accuracy(preds, labels, np.zeros(49, bool))
+    with pytest.raises(ValueError, match="occurs 0 times"):
+        invariance.index((dxs, dys), (4, 0))
+
+
+def test_a_rotation_grid_runs_through_the_same_sweep():
+    """−30°…30° through `grid_outputs`, raw logits, against scikit-image's warp and numpy."""
+    params = _models()
+    images = mnist().test.images[:300]
+    angles = np.linspace(-30, 30, 7, dtype=np.float32)
+    logits = evaluate.grid_outputs(params, jnp.asarray(images), (angles,), apply=linear.logits,
+                                   transform=transforms.rotate, batch_size=128)
+    chex.assert_shape(logits, (7, 2, 300, 10))
+    for p in (0, 3, 6):
+        x = _skimage_warp(images.astype(np.float64) / 255, _rotation(angles[p]))
+        for s in range(2):
+            np.testing.assert_allclose(logits[p, s], _numpy_logits(params, s, x), rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(logits[3, 0], _numpy_logits(params, 0, images.astype(np.float64) / 255),
+                               rtol=1e-4, atol=1e-4)  # 0° is the identity
+
+
+def test_per_image_parameters_give_the_consistency_draws():
+    params = _models()
+    images = jnp.asarray(mnist().test.images[:500])
+    draws = [transforms.random_offsets(k, 500, 3) for k in jax.random.split(jax.random.key(5))]
+    grid = tuple(jnp.stack([d[i] for d in draws]) for i in (0, 1))  # (2, N) each
+    paired = np.asarray(evaluate.grid_outputs(params, images, grid, apply=linear.logits,
+                                              transform=transforms.each(transforms.translate),
+                                              reduce=metrics.predict, batch_size=200, per_example=True))
+    chex.assert_shape(paired, (2, 2, 500))
+    for draw, (dx, dy) in enumerate(draws):
+        moved = np.stack([_np_translate(np.asarray(im, np.float64) / 255, int(i), int(j), "zeros")
+                          for im, i, j in zip(images, dx, dy)])
+        for s in range(2):
+            np.testing.assert_array_equal(paired[draw, s], np.argmax(_numpy_logits(params, s, moved), -1))
+    np.testing.assert_allclose(invariance.consistency(paired), (paired[0] == paired[1]).mean(-1))
+    assert 0 < invariance.consistency(paired).min() < 1
+
+
+def test_test_time_augmentation_averages_outputs_over_its_grid():
+    params = jax.tree.map(lambda p: p[0], _models(1))
+    x, _ = batch(10)
+    dxs, dys = transforms.offset_grid(1)
+    tta = invariance.averaged_over(linear.logits, transforms.translate, (dxs, dys))
+    want = np.mean([linear.logits(params, _np_translate(x, dx, dy, "zeros")) for dx, dy in zip(dxs, dys)], 0)
+    np.testing.assert_allclose(tta(params, x), want, rtol=1e-5, atol=1e-6)

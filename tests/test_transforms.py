@@ -1,0 +1,207 @@
+"""Every input map against an independent reference: index arithmetic, closed forms, scikit-image."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl.testing import parameterized
+from realdata import batch, mnist
+
+from skimage import transform as sk_transform
+
+from mnist_linear import transforms
+
+
+def _np_translate(images, dx, dy, fill):
+    """Independent reference: explicit index arithmetic."""
+    out = np.zeros_like(images)
+    h, w = images.shape[-2:]
+    for r in range(h):
+        for c in range(w):
+            sr, sc = r - dy, c - dx
+            if fill == "wrap":
+                out[..., r, c] = images[..., sr % h, sc % w]
+            elif 0 <= sr < h and 0 <= sc < w:
+                out[..., r, c] = images[..., sr, sc]
+    return out
+
+
+class TranslateTest(chex.TestCase, parameterized.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_sign_convention_on_a_one_pixel_image(self):
+        image = jnp.zeros((28, 28)).at[10, 5].set(1.0)
+        for fill in transforms.FILLS:
+            moved = self.variant(lambda x: transforms.translate(x, 3, -2, fill))(image)
+            np.testing.assert_array_equal(np.argwhere(np.asarray(moved)), [[8, 8]])  # right 3, up 2
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("zeros", "wrap")
+    def test_matches_index_arithmetic_on_real_digits(self, fill):
+        x, _ = batch(8)
+        for dx, dy in [(0, 0), (4, 0), (0, -4), (-3, 2), (27, -27), (-13, 15)]:
+            got = self.variant(lambda im: transforms.translate(im, dx, dy, fill))(x)
+            chex.assert_shape(got, x.shape)
+            np.testing.assert_array_equal(got, _np_translate(x, dx, dy, fill))
+
+    def test_identity_and_dtype(self):
+        images = mnist().test.images[:16]
+        out = transforms.translate(jnp.asarray(images), 0, 0)
+        assert out.dtype == jnp.uint8
+        np.testing.assert_array_equal(out, images)
+
+    def test_round_trip_on_the_unclipped_region(self):
+        x, _ = batch(16)
+        for dx, dy in [(2, 3), (-4, 1), (5, -5)]:
+            back = np.asarray(transforms.translate(transforms.translate(x, dx, dy), -dx, -dy))
+            rows = slice(max(0, -dy), 28 - max(0, dy))  # pixels that never left the canvas
+            cols = slice(max(0, -dx), 28 - max(0, dx))
+            np.testing.assert_array_equal(back[:, rows, cols], x[:, rows, cols])
+            outside = np.ones((28, 28), bool)
+            outside[rows, cols] = False
+            assert (back[:, outside] == 0).all()
+
+    def test_wrap_is_invertible_and_keeps_the_pixel_sum(self):
+        x, _ = batch(16)
+        for dx, dy in [(2, 3), (-27, 14), (13, -1)]:
+            moved = transforms.translate(x, dx, dy, "wrap")
+            np.testing.assert_array_equal(transforms.translate(moved, -dx, -dy, "wrap"), x)
+            np.testing.assert_allclose(np.asarray(moved).sum((1, 2)), x.sum((1, 2)), rtol=1e-6)
+
+    def test_offsets_as_large_as_the_image_are_refused(self):
+        x, _ = batch(2)
+        for dx, dy in [(28, 0), (0, -28), (40, 3)]:
+            with pytest.raises(ValueError, match="not smaller than the image size 28"):
+                transforms.translate(x, dx, dy)
+        with pytest.raises(ValueError, match="fill"):
+            transforms.translate(x, 1, 1, "reflect")
+        with pytest.raises(ValueError, match=r"\[-27, 27\]"):
+            transforms.check_offsets(np.array([0, 3, -30]), 28)
+
+    def test_traced_offsets_serve_a_whole_grid(self):
+        x, _ = batch(4)
+        dxs, dys = transforms.offset_grid(2)
+        chex.assert_shape(dxs, (25,))
+        assert (dxs[:5] == [-2, -1, 0, 1, 2]).all() and (dys[:5] == -2).all()
+        traced = chex.assert_max_traces(lambda dx, dy: transforms.translate(x, dx, dy), n=1)
+        out = jax.jit(jax.vmap(traced))(dxs, dys)
+        for o in (0, 7, 24):
+            np.testing.assert_array_equal(out[o], _np_translate(x, dxs[o], dys[o], "zeros"))
+
+    def test_random_shift_uses_its_key_per_image(self):
+        x, _ = batch(64)
+        key = jax.random.key(0)
+        a = transforms.random_shift(key, x, 2)
+        chex.assert_trees_all_equal(a, transforms.random_shift(key, x, 2))
+        dx, dy = transforms.random_offsets(key, 64, 2)
+        assert set(np.unique(dx)) == set(range(-2, 3)) and not np.array_equal(dx, dy)
+        for i in (0, 31, 63):
+            np.testing.assert_array_equal(a[i], _np_translate(x[i], int(dx[i]), int(dy[i]), "zeros"))
+
+    def test_both_fills_in_one_traced_program(self):
+        x, _ = batch(4)
+        shift = jax.jit(transforms.translate_filled)
+        for wrap, fill in ((False, "zeros"), (True, "wrap")):
+            np.testing.assert_array_equal(shift(x, 3, -5, wrap), _np_translate(x, 3, -5, fill))
+
+
+def _skimage_warp(images, matrix):
+    """scikit-image's warp with the same inverse map about the centre (13.5, 13.5): bilinear, zero fill."""
+    c = 13.5
+    a = np.asarray(matrix, np.float64)
+    full = np.array([[a[0, 0], a[0, 1], c - a[0, 0] * c - a[0, 1] * c],
+                     [a[1, 0], a[1, 1], c - a[1, 0] * c - a[1, 1] * c], [0, 0, 1]])
+    inverse_map = sk_transform.AffineTransform(matrix=full)
+    return np.stack([sk_transform.warp(im.astype(np.float64), inverse_map, order=1, mode="constant", cval=0.0,
+                                       preserve_range=True) for im in images])
+
+
+def _rotation(degrees):
+    t = np.deg2rad(degrees)
+    return [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+
+
+class AffineTest(parameterized.TestCase):
+    """The MNIST-C conventions: inverse map about the centre, bilinear, zero fill."""
+
+    @parameterized.parameters(-57.3, -30.0, -11.5, 7.0, 45.0)
+    def test_rotate_matches_scikit_image(self, degrees):
+        x, _ = batch(8)
+        np.testing.assert_allclose(transforms.rotate(x, degrees), _skimage_warp(x, _rotation(degrees)), atol=2e-5)
+
+    @parameterized.parameters(-40.0, 11.5, 34.4, 57.3)
+    def test_shear_matches_scikit_image(self, degrees):
+        # MNIST-C's shear: scikit-image's AffineTransform(shear=φ) before 0.21, [[1, -sin φ], [0, cos φ]].
+        t = np.deg2rad(degrees)
+        x, _ = batch(8)
+        np.testing.assert_allclose(transforms.shear(x, degrees), _skimage_warp(x, [[1, -np.sin(t)], [0, np.cos(t)]]),
+                                   atol=2e-5)
+
+    @parameterized.parameters(0.5, 0.7, 0.9, 1.3)
+    def test_scale_matches_scikit_image(self, factor):
+        x, _ = batch(8)
+        np.testing.assert_allclose(transforms.scale(x, factor), _skimage_warp(x, np.eye(2) / factor), atol=2e-5)
+
+    def test_identity_at_zero(self):
+        x, _ = batch(8)
+        for out in (transforms.rotate(x, 0.0), transforms.shear(x, 0.0), transforms.scale(x, 1.0)):
+            np.testing.assert_allclose(out, x, atol=1e-6)
+
+    def test_quarter_turns_are_exact_and_counter_clockwise(self):
+        x, _ = batch(8)
+        for k in (1, 2, 3):
+            np.testing.assert_allclose(transforms.rotate(x, 90.0 * k), np.rot90(x, k, axes=(1, 2)), atol=1e-5)
+
+    def test_rotate_there_and_back_is_close_to_identity_inside(self):
+        """Two bilinear resamplings blur a little; inside the inscribed disk nothing leaves the canvas."""
+        x, _ = batch(64)
+        back = np.asarray(transforms.rotate(transforms.rotate(x, 30.0), -30.0))
+        r = np.hypot(*np.meshgrid(np.arange(28) - 13.5, np.arange(28) - 13.5))
+        inside = r < 13
+        # The blur of two bilinear passes: at most the mean |difference| of neighbouring pixels.
+        blur = np.abs(np.diff(x, axis=-1)).mean()
+        assert np.abs(back - x)[:, inside].mean() < blur
+        np.testing.assert_allclose(back.sum((1, 2)), x.sum((1, 2)), rtol=0.05)
+
+    def test_integer_offsets_are_exact_translations(self):
+        x, _ = batch(8)
+        for a, b in ((1, 0), (-3, 2), (5, 5)):
+            np.testing.assert_array_equal(transforms.affine(x, np.eye(2), (a, b)), transforms.translate(x, -a, -b))
+
+    def test_traced_angles_serve_a_whole_grid(self):
+        x, _ = batch(4)
+        angles = np.linspace(-30, 30, 7, dtype=np.float32)
+        rotate = chex.assert_max_traces(transforms.rotate, n=1)
+        out = jax.jit(jax.vmap(rotate, in_axes=(None, 0)))(x, angles)
+        chex.assert_shape(out, (7, 4, 28, 28))
+        np.testing.assert_allclose(out[1], _skimage_warp(x, _rotation(angles[1])), atol=2e-5)
+
+    def test_each_takes_a_parameter_per_image(self):
+        x, _ = batch(3)
+        angles = np.array([-20.0, 0.0, 35.0], np.float32)
+        out = transforms.each(transforms.rotate)(x, angles)
+        for i in range(3):
+            np.testing.assert_allclose(out[i], _skimage_warp(x[i : i + 1], _rotation(angles[i]))[0], atol=2e-5)
+
+
+def test_permute_pixels_against_numpy_indexing():
+    x, _ = batch(5)
+    permutation = np.asarray(jax.random.permutation(jax.random.key(0), 784))
+    out = transforms.permute_pixels(x, permutation)
+    np.testing.assert_array_equal(np.asarray(out).reshape(5, -1), x.reshape(5, -1)[:, permutation])
+    np.testing.assert_array_equal(transforms.permute_pixels(out, np.argsort(permutation)), x)
+    with pytest.raises(ValueError, match="permutation of range"):
+        transforms.permute_pixels(x, np.zeros(784, int))
+
+
+def test_resize_matches_scikit_image_bilinear():
+    x, _ = batch(4)
+    for factor in (2, 4):
+        want = np.stack([sk_transform.resize(im.astype(np.float64), (28 * factor, 28 * factor), order=1,
+                                             mode="edge", anti_aliasing=False) for im in x])
+        np.testing.assert_allclose(transforms.resize(x, factor), want, atol=2e-5)
+    np.testing.assert_array_equal(transforms.resize(x, 1), x)
+    with pytest.raises(ValueError, match="int ≥ 1"):
+        transforms.resize(x, 0)
+
+
