@@ -44,19 +44,18 @@ class Config(configs.TrainingConfig):
 
 def make_tables(written: dict) -> list[tables.Table]:
     """The baseline table, from the contents of results.json alone."""
-    config, summary, timing = written["config"], written["summary"], written["timing"]
-    accuracy = stats.Summary(**summary["test_accuracy"])
-    error = stats.Summary(**summary["test_error"])
-    seeds = f"{accuracy.n} seeds" + (f", {summary['diverged_seeds']} diverged and excluded"
-                                     if summary["diverged_seeds"] else "")
+    config, summary, timing, records = written["config"], written["summary"], written["timing"], written["records"]
+    accuracy = results.per_seed(records, "test_accuracy")
+    kept = f"{len(accuracy)} seeds" + (f", {len(records) - len(accuracy)} failed" if len(accuracy) < len(records) else "")
+    interval = tables.interval(stats.summarize(accuracy)) if len(accuracy) else "—"
     return [tables.Table(
         caption=f"Linear softmax on {config['dataset']}: all {summary['test_examples']:,} test images, "
                 "mean ± std over seeds.",
         header=("model", "parameters", "test accuracy (%)", "test error (%)", "95% CI of accuracy (%)",
                 "train time"),
         rows=(
-            (f"linear softmax, ours ({seeds})", f"{summary['parameters']:,}", tables.mean_std(accuracy),
-             tables.mean_std(error), tables.interval(accuracy),
+            (f"linear softmax, ours ({kept})", f"{summary['parameters']:,}", tables.mean_std_of(accuracy),
+             tables.mean_std_of(1 - accuracy), interval,
              f"{timing['run_s']:.1f} s for all seeds (+{timing['compile_s']:.1f} s compile)"),
             *((name, n, "—", err, "—", "—") for name, n, err in LITERATURE[config["dataset"]]),
         ),
@@ -64,7 +63,7 @@ def make_tables(written: dict) -> list[tables.Table]:
             f"{tables.recipe_note(written['linear_recipe'], config)} (the validation split: the last "
             f"{config['num_validation']:,} training images); SGD, momentum {config['momentum']}, batch "
             f"{config['batch_size']}, {config['schedule']} schedule, {summary['train_examples']:,} training images. "
-            f"Ran on {tables.machine(written['environment'])}.",
+            f"{tables.INTERVAL_NOTE} {tables.failure_note(records)}Ran on {tables.machine(written['environment'])}.",
             *(["† Reported in the literature (error only), not run here."] if LITERATURE[config["dataset"]] else []),
         ),
     )]
@@ -75,35 +74,26 @@ def main(argv=None) -> dict:
     config, out, dataset, train_split = run.config, run.out, run.dataset, run.train_split
 
     grid = experiment.tune_linear(config, train_split)
-    (params, log), timing = experiment.train_models(config, train_split, grid.best, models.LINEAR)
-    classes = evaluate.seed_outputs(params, dataset.test.images, apply=linear.logits,
+    trained = experiment.train_models("linear", config, train_split, grid.best, models.LINEAR)
+    classes = evaluate.seed_outputs(trained.params, dataset.test.images, apply=linear.logits,
                                     reduce=tasks.CLASSIFICATION.reduce)
     total = len(dataset.test.labels)
     correct = (np.asarray(classes) == dataset.test.labels).sum(-1)
-    diverged = np.asarray(log.diverged)
-
     records = results.seed_records(
-        diverged, model="linear", test_correct=correct, test_total=total, test_accuracy=correct / total,
-        test_error=1 - correct / total, final_train_loss=np.asarray(log.loss[:, -1]))
-    ok = ~diverged
-    if not ok.any():
-        raise FloatingPointError("Every seed diverged; see results of the grid and lower the learning rate.")
-    summary = {
-        "test_accuracy": stats.summarize(correct[ok] / total)._asdict(),
-        "test_error": stats.summarize(1 - correct[ok] / total)._asdict(),
-        "parameters": models.parameter_count(experiment.first_seed(params)),
-        "diverged_seeds": int((~ok).sum()),
-        "train_examples": len(train_split.labels),
-        "test_examples": total,
-    }
+        trained.failed, model="linear", test_correct=correct, test_total=total, test_accuracy=correct / total,
+        final_train_loss=np.asarray(trained.log.loss[:, -1]))
+    summary = {"parameters": models.parameter_count(experiment.first_seed(trained.params)),
+               "train_examples": len(train_split.labels), "test_examples": total}
     out.mkdir(parents=True, exist_ok=True)
-    results.save_params(out / "params.npz", jax.device_get(params))
-    plots.templates(
-        linear.templates(experiment.first_seed(params)), data.SOURCES[config.dataset].classes,
-        out / "templates.png", title=f"Templates of the linear model on {config.dataset} (seed 0): columns of w",
-    )
+    results.save_params(out / "params.npz", jax.device_get(trained.params))
+    drawn = experiment.good_seed(trained.params, trained.failed)
+    if drawn is not None:  # a failed model is never drawn as if it were fine
+        seed, params = drawn
+        plots.templates(linear.templates(params), data.SOURCES[config.dataset].classes, out / "templates.png",
+                        title=f"Templates of the linear model on {config.dataset} (seed {seed}): columns of w")
     return experiment.finish(
-        run, experiment="baseline", make_tables=make_tables, records=records, linear_recipe=grid.recipe(), tuning=grid.records(), timing=timing, summary=summary,
+        run, experiment="baseline", make_tables=make_tables, records=records, linear_recipe=grid.recipe(),
+        tuning=grid.records(), timing=trained.timing, summary=summary,
     )
 
 

@@ -44,7 +44,7 @@ DID_NOT_TRAIN = 0.2  # training accuracy below twice chance (10 classes)
 class Config(configs.TrainingConfig):
     seeds: int = field(3, "models per step (independent seeds, one vmapped program)")
     epochs: int = field(3, "training epochs of every step")
-    large_widths: tuple[int, ...] = field((16, 32), "channels of the larger CNN's two blocks")
+    large_widths: tuple[int, ...] = field((8, 16), "channels of the larger CNN's two blocks")
     large_hidden: int = field(128, "width of the larger CNN's dense layer")
     small_data_examples: int = field(500, "training images of the antipattern (the first ones)")
     small_data_epochs: int = field(100, "epochs of the antipattern")
@@ -90,18 +90,20 @@ def main(argv=None) -> dict:
     timing, records = {}, []
     for name, model in ladder_models(config).items():
         hparams = recipe.best if name == "linear" else config.deep_hparams
-        (params, log), timing[name] = experiment.train_models(config, split, hparams, model)
+        trained = experiment.train_models(name, config, split, hparams, model)
+        timing[name] = trained.timing
         records += results.seed_records(
-            log.diverged, kind="ladder", model=name, parameters=models.parameter_count(experiment.first_seed(params)),
-            test_accuracy=accuracy(model, params, dataset.test), train_s=timing[name]["run_s"] / config.seeds)
-        print(f"{name}: trained in {timing[name]['run_s']:.1f} s (+{timing[name]['compile_s']:.1f} s compile)")
+            trained.failed, kind="ladder", model=name,
+            parameters=models.parameter_count(experiment.first_seed(trained.params)),
+            test_accuracy=accuracy(model, trained.params, dataset.test), train_s=trained.timing["run_s"] / config.seeds)
+        print(f"{name}: trained in {trained.timing['run_s']:.1f} s (+{trained.timing['compile_s']:.1f} s compile)")
         if name == "mlp":
             continue  # the antipattern compares the linear model with the CNNs
-        (params, log), timing[f"{name}, {len(small.labels)} images"] = experiment.train_models(
-            small_config, small, hparams, model)
+        trained = experiment.train_models(f"{name} on {len(small.labels)} images", small_config, small, hparams, model)
+        timing[f"{name}, {len(small.labels)} images"] = trained.timing
         records += results.seed_records(
-            log.diverged, kind="small_data", model=name, train_accuracy=accuracy(model, params, small),
-            test_accuracy=accuracy(model, params, dataset.test))
+            trained.failed, kind="small_data", model=name, train_accuracy=accuracy(model, trained.params, small),
+            test_accuracy=accuracy(model, trained.params, dataset.test))
 
     out.mkdir(parents=True, exist_ok=True)
     return experiment.finish(
@@ -117,6 +119,9 @@ def significance(written: dict) -> list[dict]:
     for previous, current in zip(names, names[1:]):
         a = results.per_seed(ladder, "test_accuracy", model=previous)
         b = results.per_seed(ladder, "test_accuracy", model=current)
+        if len(a) < 2 or len(b) < 2:
+            rows.append({"model": current, "gain": None, "p_value": None, "beats_previous": None})
+            continue
         p = stats.welch_t_test(b, a)
         rows.append({"model": current, "gain": b.mean() - a.mean(), "p_value": p,
                      "beats_previous": bool(b.mean() > a.mean() and p < written["config"]["alpha"])})
@@ -130,14 +135,14 @@ def make_tables(written: dict) -> list[tables.Table]:
     tests = {row["model"]: row for row in significance(written)}
     rows = []
     for name in dict.fromkeys(r["model"] for r in ladder):
-        accuracy = stats.summarize(results.per_seed(ladder, "test_accuracy", model=name))
+        accuracy = results.per_seed(ladder, "test_accuracy", model=name)
         step = tests.get(name)
-        verdict = "—" if step is None else (
+        verdict = "—" if step is None else "— (fewer than 2 seeds left)" if step["p_value"] is None else (
             f"{'yes' if step['beats_previous'] else 'no'}: {100 * step['gain']:+.2f} pts, p = {step['p_value']:.1g}")
         params = next(r["parameters"] for r in ladder if r["model"] == name)
         train_s = np.mean([r["train_s"] for r in ladder if r["model"] == name])
-        rows.append((tables.TITLES[name], f"{params:,}", tables.mean_std(accuracy), tables.interval(accuracy),
-                     f"{train_s:.1f} s", verdict))
+        rows.append((tables.TITLES[name], f"{params:,}", tables.mean_std_of(accuracy),
+                     tables.interval(stats.summarize(accuracy)) if len(accuracy) else "—", f"{train_s:.1f} s", verdict))
     rows += [(name, n, acc, "—", "—", "—") for name, n, acc in LITERATURE]
     small = results.select(records, kind="small_data")
     trained = results.select(small, lambda r: r["train_accuracy"] >= DID_NOT_TRAIN)
@@ -146,10 +151,8 @@ def make_tables(written: dict) -> list[tables.Table]:
         train_acc = results.per_seed(trained, "train_accuracy", model=name)
         test_acc = results.per_seed(trained, "test_accuracy", model=name)
         runs = sum(r["model"] == name for r in small)
-        cells = [tables.mean_std(stats.summarize(v)) if len(v) else "—"
-                 for v in (train_acc, test_acc, train_acc - test_acc)]
+        cells = [tables.mean_std_of(v) for v in (train_acc, test_acc, train_acc - test_acc)]
         small_rows.append((tables.TITLES[name], f"{len(train_acc)} of {runs}", *cells))
-    diverged = sum(r["diverged"] for r in records)
     return [
         tables.Table(
             caption=f"The ladder on {config['dataset']}: test accuracy (%) over all 10,000 test images, "
@@ -161,7 +164,8 @@ def make_tables(written: dict) -> list[tables.Table]:
                    f"{config['schedule']}). {tables.recipe_note(written['linear_recipe'], config)}; "
                    f"the others: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
                    f"Larger CNN: widths {tuple(config['large_widths'])}, dense {config['large_hidden']}. "
-                   f"{diverged} diverged runs excluded. Ran on {tables.machine(written['environment'])}.",
+                   f"{tables.INTERVAL_NOTE} {tables.failure_note(ladder, lambda r: tables.TITLES[r['model']])}"
+                   f"Ran on {tables.machine(written['environment'])}.",
                    "† Reported in the literature (accuracy = 100 − error), not run here.")),
         tables.Table(
             caption=f"The antipattern: trained on only {config['small_data_examples']} images "
@@ -169,7 +173,8 @@ def make_tables(written: dict) -> list[tables.Table]:
             header=("model", "seeds kept", "train accuracy", "test accuracy", "gap (train − test)"),
             rows=tuple(small_rows),
             notes=(f"A seed is left out when its training accuracy stays below {100 * DID_NOT_TRAIN:.0f}% "
-                   "(twice chance: it did not train) or it diverged; its record stays in results.json.",)),
+                   "(twice chance: it did not train) or its run failed; its record stays in results.json. "
+                   f"{tables.failure_note(small, lambda r: tables.TITLES[r['model']])}".rstrip(),)),
     ]
 
 
@@ -177,7 +182,7 @@ def write_figures(written: dict, out) -> None:
     ladder = results.select(written["records"], kind="ladder")
     names = list(dict.fromkeys(r["model"] for r in ladder))
     plots.points([tables.TITLES[n] for n in names],
-                 [100 * results.per_seed(ladder, "test_accuracy", model=n) for n in names],
+                 [100 * results.per_seed(ladder, "test_accuracy", model=n) for n in names],  # failed runs left out
                  out / "ladder.png", y_label="test accuracy (%)",
                  title=f"The ladder: one point per seed ({written['config']['seeds']} seeds)")
 

@@ -76,12 +76,13 @@ def main(argv=None) -> dict:
             run_model = model
             if transform is not None and name in FIRST_LAYER:
                 run_model = with_permuted_first_layer(model, FIRST_LAYER[name], permutation)
-            (params, log), timing[f"{name}, {pixels}"] = experiment.train_models(
-                config, split, hparams, run_model, transform=transform)
-            classes = np.asarray(evaluate.seed_outputs(params, dataset.test.images, apply=run_model.logits,
+            trained = experiment.train_models(f"{name}, {pixels}", config, split, hparams, run_model,
+                                              transform=transform)
+            timing[f"{name}, {pixels}"] = trained.timing
+            classes = np.asarray(evaluate.seed_outputs(trained.params, dataset.test.images, apply=run_model.logits,
                                                        transform=transform, reduce=tasks.CLASSIFICATION.reduce))
-            runs[pixels] = (params, classes)
-            records += results.seed_records(log.diverged, model=name, pixels=pixels,
+            runs[pixels] = (trained.params, classes)
+            records += results.seed_records(trained.failed, model=name, pixels=pixels,
                                             test_accuracy=(classes == dataset.test.labels).mean(-1))
         if name in FIRST_LAYER:
             (original, original_classes), (permuted, permuted_classes) = runs["original"], runs["permuted"]
@@ -101,21 +102,28 @@ def main(argv=None) -> dict:
         permutation=np.asarray(permutation).tolist(), linear_recipe=recipe.recipe())
 
 
+def _run_title(record: dict) -> str:
+    return f"{tables.TITLES[record['model']]}, {record['pixels']}"
+
+
 def make_tables(written: dict) -> list[tables.Table]:
     config, records, closeness = written["config"], written["records"], written["closeness"]
     rows = []
     for name in dict.fromkeys(r["model"] for r in records):
         original = results.per_seed(records, "test_accuracy", model=name, pixels="original")
         permuted = results.per_seed(records, "test_accuracy", model=name, pixels="permuted")
-        if name in closeness:
+        if not len(original) or not len(permuted):
+            note = tables.EVERY_RUN_FAILED
+        elif name in closeness:
             c = closeness[name]
             note = (f"same computation: at most {max(c['differing_test_predictions'])} of 10,000 predictions "
                     f"differ; largest parameter difference {c['max_abs_parameter_difference']:.1e}")
+        elif min(len(original), len(permuted)) < 2:
+            note = "— (fewer than 2 seeds left)"
         else:
             note = f"Welch's p = {stats.welch_t_test(original, permuted):.1g}"
-        rows.append((tables.TITLES[name], tables.mean_std(stats.summarize(original)),
-                     tables.mean_std(stats.summarize(permuted)),
-                     f"{100 * (permuted.mean() - original.mean()):+.2f}", note))
+        change = f"{100 * (permuted.mean() - original.mean()):+.2f}" if len(original) and len(permuted) else "—"
+        rows.append((tables.TITLES[name], tables.mean_std_of(original), tables.mean_std_of(permuted), change, note))
     return [tables.Table(
         caption=f"Locality: test accuracy (%) on original and pixel-permuted images (one fixed permutation), "
                 f"mean ± std over {config['seeds']} seeds.",
@@ -125,6 +133,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                "initialisation with first-layer rows permuted like the pixels, so only float summation order "
                f"differs. {tables.recipe_note(written['linear_recipe'], config)}; the others: rate "
                f"{config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
+               f"{tables.failure_note(records, _run_title)}"
                f"Ran on {tables.machine(written['environment'])}.",),
     )]
 

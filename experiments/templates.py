@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import data, evaluate, experiment, models, plots, results, stats, tables, tasks
+from mnist_linear import data, evaluate, experiment, models, plots, results, tables, tasks
 
 field = configs.field
 
@@ -69,34 +69,52 @@ def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
     config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
     recipe = experiment.tune_linear(config, split)
-    timing, records, figure_params = {}, [], None
+    timing, records, drawn = {}, [], None
     for reduce in REDUCTIONS:
         for k in config.ks:
             model = models.get("templates", k=k, reduce=reduce)
-            (params, log), timing[f"k={k}, {reduce}"] = experiment.train_models(config, split, recipe.best, model)
-            in_use = np.array([(template_usage(jax.tree.map(lambda p: np.asarray(p[s]), params), k, dataset.test)
+            trained = experiment.train_models(f"k={k}, {reduce}", config, split, recipe.best, model)
+            timing[f"k={k}, {reduce}"] = trained.timing
+            params = jax.device_get(trained.params)
+            in_use = np.array([(template_usage(jax.tree.map(lambda p: p[s], params), k, dataset.test)
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
-            classes = evaluate.seed_outputs(params, dataset.test.images, apply=model.logits,
+            classes = evaluate.seed_outputs(trained.params, dataset.test.images, apply=model.logits,
                                             reduce=tasks.CLASSIFICATION.reduce)
             records += results.seed_records(
-                log.diverged, model="templates", k=k, reduce=reduce,
+                trained.failed, model="templates", k=k, reduce=reduce,
                 parameters=models.parameter_count(experiment.first_seed(params)),
                 test_accuracy=(np.asarray(classes) == dataset.test.labels).mean(-1), templates_in_use=in_use)
             if reduce == "logsumexp" and k == config.figure_k:
-                figure_params = jax.device_get(experiment.first_seed(params))
+                drawn = experiment.good_seed(params, trained.failed)
     out.mkdir(parents=True, exist_ok=True)
-    usage = template_usage(figure_params, config.figure_k, dataset.test)
-    images = template_images(figure_params, config.figure_k)
-    digits = list(config.figure_digits)
-    labels = [f"{d} · {100 * usage[d, j]:.0f}%" for d in digits for j in range(config.figure_k)]
-    plots.templates(images[digits].reshape(-1, *images.shape[2:]), labels, out / "templates_k.png",
-                    columns=config.figure_k,
-                    title=f"The {config.figure_k} templates of " + " and of ".join(map(str, digits))
-                          + " (logsumexp, seed 0) and the share of that digit's test images each one wins")
-    results.save_params(out / "figure_params.npz", figure_params)
+    usage = None
+    if drawn is not None:  # a failed model is never drawn as if it were fine
+        seed, figure_params = drawn
+        usage = template_usage(figure_params, config.figure_k, dataset.test)
+        images = template_images(figure_params, config.figure_k)
+        digits = list(config.figure_digits)
+        labels = [f"{d} · {100 * usage[d, j]:.0f}%" for d in digits for j in range(config.figure_k)]
+        plots.templates(images[digits].reshape(-1, *images.shape[2:]), labels, out / "templates_k.png",
+                        columns=config.figure_k,
+                        title=f"The {config.figure_k} templates of " + " and of ".join(map(str, digits))
+                              + f" (logsumexp, seed {seed}) and the share of that digit's test images each one wins")
+        results.save_params(out / "figure_params.npz", figure_params)
     return experiment.finish(
         run, experiment="templates", make_tables=make_tables, records=records, timing=timing,
-        template_usage=usage.tolist(), linear_recipe=recipe.recipe())
+        group=("k", "reduce"), template_usage=None if usage is None else usage.tolist(),
+        linear_recipe=recipe.recipe())
+
+
+def _run_title(record: dict) -> str:
+    return f"k = {record['k']}, {record['reduce']}"
+
+
+def _cell(records: list[dict], k: int, reduce: str) -> str:
+    accuracy = results.per_seed(records, "test_accuracy", k=k, reduce=reduce)
+    if not len(accuracy):
+        return tables.EVERY_RUN_FAILED
+    in_use = results.per_seed(records, "templates_in_use", k=k, reduce=reduce).mean()
+    return f"{tables.mean_std_of(accuracy)} ({in_use:.1f} in use)"
 
 
 def make_tables(written: dict) -> list[tables.Table]:
@@ -104,10 +122,7 @@ def make_tables(written: dict) -> list[tables.Table]:
     rows = []
     for k in config["ks"]:
         params = next(r["parameters"] for r in records if r["k"] == k)
-        rows.append((str(k), f"{params:,}", *(
-            f"{tables.mean_std(stats.summarize(results.per_seed(records, 'test_accuracy', k=k, reduce=reduce)))} "
-            f"({results.per_seed(records, 'templates_in_use', k=k, reduce=reduce).mean():.1f} in use)"
-            for reduce in REDUCTIONS)))
+        rows.append((str(k), f"{params:,}", *(_cell(records, k, reduce) for reduce in REDUCTIONS)))
     return [tables.Table(
         caption=f"k templates per class: test accuracy (%), mean ± std over {config['seeds']} seeds.",
         header=("k", "parameters", "logsumexp over templates", "max over templates"),
@@ -117,6 +132,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                "with max), so templates that start behind can stay unused.",
                f"{tables.recipe_note(written['linear_recipe'], config)}; every k is trained with it, and k = 1 "
                "is the linear model. "
+               f"{tables.failure_note(records, _run_title)}"
                f"Ran on {tables.machine(written['environment'])}.",),
     )]
 

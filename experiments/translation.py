@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import (data, evaluate, experiment, invariance, linear, models, plots, results, stats, tables,
+from mnist_linear import (data, evaluate, experiment, invariance, linear, models, plots, results, tables,
                           tasks, train, transforms)
 
 field = configs.field
@@ -46,7 +46,7 @@ field = configs.field
 
 @dataclasses.dataclass(frozen=True)
 class Config(configs.TrainingConfig):
-    max_shift: int = field(4, "K: the test grid is every offset in [-K, K]² px (at least 3)")
+    max_shift: int = field(3, "K: the test grid is every offset in [-K, K]² px (at least 3)")
     consistency_shift: int = field(3, "random shifts of the consistency metric lie in [-this, this]² px")
     augment_shift: int = field(2, "shift augmentation draws offsets in [-this, this]² px per image and step")
     tta_shift: int = field(1, "test-time augmentation averages the logits over [-this, this]² px")
@@ -61,10 +61,9 @@ class Config(configs.TrainingConfig):
     test_examples: int = field(0, "test images scored (the first ones); 0: all 10,000")
 
     PRESETS: ClassVar[dict] = {
-        "quick": {**configs.QUICK_TRAINING, "matrix_seeds": 1, "max_shift": 3, "cnn_seeds": 1, "cnn_epochs": 1,
-                  "test_examples": 500},
+        "quick": {**configs.QUICK_TRAINING, "matrix_seeds": 1, "cnn_seeds": 1, "cnn_epochs": 1, "test_examples": 500},
         "cpu": {},
-        "gpu": {"cnn_seeds": 10, "cnn_epochs": 10, "matrix_cnn_seeds": 5, "cnn_eval_batch_size": 200,
+        "gpu": {"max_shift": 4, "cnn_seeds": 10, "cnn_epochs": 10, "matrix_cnn_seeds": 5, "cnn_eval_batch_size": 200,
                 "cnn_offsets_at_once": 3},
     }
 
@@ -109,13 +108,13 @@ def evaluation_grid(config: Config, num_images: int) -> tuple[tuple[np.ndarray, 
 
 
 def variant_records(name: str, augment: str, tta: bool, classes: np.ndarray, labels: np.ndarray, layout: dict,
-                    diverged: np.ndarray) -> list[dict]:
+                    failed: np.ndarray) -> list[dict]:
     """Grid and metric records of one model variant from its classes `(P, S, N)` on the evaluation grid."""
     tag = {"model": name, "augment": augment, "tta": tta}
     accuracy = (classes == labels).mean(-1)  # (P, S)
     dx, dy, fill = layout["dx"], layout["dy"], np.array(layout["fill"])
     records = [{"kind": "grid", **tag, "seed": s, "test_dx": int(dx[o]), "test_dy": int(dy[o]), "fill": fill[o],
-                "accuracy": float(accuracy[o, s]), "diverged": bool(diverged[s])}
+                "accuracy": float(accuracy[o, s]), "failed": failed[s] or None}
                for o in range(len(dx)) for s in range(accuracy.shape[1])]
     zeros = fill == "zeros"
     grid = (dx, dy, zeros)
@@ -128,7 +127,7 @@ def variant_records(name: str, augment: str, tta: bool, classes: np.ndarray, lab
             classes[: len(dx)], labels, zeros & (np.abs(dx) <= r) & (np.abs(dy) <= r)) for r in (2, 3)},
     }
     return records + [{"kind": "metric", **tag, "seed": s, "metric": metric, "value": float(v[s]),
-                       "diverged": bool(diverged[s])} for metric, v in values.items() for s in range(len(v))]
+                       "failed": failed[s] or None} for metric, v in values.items() for s in range(len(v))]
 
 
 def shift_matrix(name: str, model: models.Model, hparams, run_config: configs.TrainingConfig, seeds: int,
@@ -139,7 +138,7 @@ def shift_matrix(name: str, model: models.Model, hparams, run_config: configs.Tr
     timing = {}
     (params, log), timing[f"{name}: train-shift matrix, training"] = experiment.compile_and_run(
         train.train_grid, experiment.seed_keys(run_config.seed, seeds), split.images, split.labels,
-        jax.tree.map(jnp.float32, hparams), (train_dx, np.zeros_like(train_dx)), model=model, loss_fn=TASK.loss,
+        jax.tree.map(jnp.float32, hparams), (train_dx, np.zeros_like(train_dx)), model=model, task=TASK,
         config=run_config.train_config, transform=TRANSLATE)
     flat = jax.tree.map(lambda p: p.reshape(len(train_dx) * seeds, *p.shape[2:]), params)
     dxs, dys = transforms.offset_grid(max_shift)
@@ -147,10 +146,10 @@ def shift_matrix(name: str, model: models.Model, hparams, run_config: configs.Tr
         evaluate.grid_outputs, flat, test.images, (dxs, dys), apply=model.logits, transform=TRANSLATE,
         reduce=TASK.reduce, **eval_settings)
     accuracy = (np.asarray(classes) == test.labels).mean(-1).reshape(len(dxs), len(train_dx), seeds)
-    diverged = np.asarray(log.diverged)
+    failed = experiment.report_failures(f"{name} trained at fixed shifts", log, TASK.chance_loss(split.labels))
     records = [{"kind": "matrix", "model": name, "seed": j, "train_dx": int(train_dx[i]), "train_dy": 0,
                 "test_dx": int(dxs[o]), "test_dy": int(dys[o]), "fill": "zeros", "accuracy": float(accuracy[o, i, j]),
-                "diverged": bool(diverged[i, j])}
+                "failed": failed[i, j] or None}
                for i in range(len(train_dx)) for j in range(seeds) for o in range(len(dxs))]
     return records, timing
 
@@ -177,16 +176,16 @@ def main(argv=None) -> dict:
         tta = invariance.averaged_over(model.logits, TRANSLATE, tta_grid)
         for aug_name, aug in (("none", None), ("shift", augment)):
             label = name + (" + shift aug." if aug is not None else "")
-            (params, log), timing[f"{label}: training"] = experiment.train_models(
-                run_config, split, hparams, model, augment=aug)
+            trained = experiment.train_models(label, run_config, split, hparams, model, augment=aug)
+            timing[f"{label}: training"] = trained.timing
             if name == "linear" and aug is not None:
-                shift_augmented = params
+                shift_augmented = trained
             for apply, tta_on in ((model.logits, False), (tta, True)) if with_tta else ((model.logits, False),):
                 classes, timing[f"{label}{' + TTA' if tta_on else ''}: evaluation"] = experiment.compile_and_run(
-                    evaluate.grid_outputs, params, test.images, grid, apply=apply, transform=SHIFT_EACH,
+                    evaluate.grid_outputs, trained.params, test.images, grid, apply=apply, transform=SHIFT_EACH,
                     reduce=TASK.reduce, per_example=True, **eval_settings)
                 records += variant_records(name, aug_name, tta_on, np.asarray(classes), test.labels, layout,
-                                           np.asarray(log.diverged))
+                                           trained.failed)
     matrices = [("linear", models.LINEAR, recipe.best, config, config.matrix_seeds, linear_eval)]
     if config.matrix_cnn_seeds:
         matrices.append(("cnn_small", cnn, config.deep_hparams, cnn_config, config.matrix_cnn_seeds, cnn_eval))
@@ -199,12 +198,15 @@ def main(argv=None) -> dict:
     for phase, t in timing.items():
         print(f"{phase}: compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
-    plots.templates(linear.templates(experiment.first_seed(shift_augmented)), data.SOURCES[config.dataset].classes,
-                    out / "templates_shift_augmented.png",
-                    title=f"Templates after random-shift augmentation (±{config.augment_shift} px): blurred")
+    drawn = experiment.good_seed(shift_augmented.params, shift_augmented.failed)
+    if drawn is not None:  # a failed model is never drawn as if it were fine
+        plots.templates(linear.templates(drawn[1]), data.SOURCES[config.dataset].classes,
+                        out / "templates_shift_augmented.png",
+                        title=f"Templates after random-shift augmentation (±{config.augment_shift} px, seed "
+                              f"{drawn[0]}): blurred")
     return experiment.finish(
         run, experiment="translation", make_tables=make_tables, write_figures=write_figures, records=records,
-        timing=timing, test_images=n_test,
+        timing=timing, test_images=n_test, group=("kind", "model", "augment"),
         results_file="results.json.gz",  # one record per model, seed, offset and fill: megabytes as text
         linear_recipe=recipe.recipe())
 
@@ -232,9 +234,10 @@ def make_tables(written: dict) -> list[tables.Table]:
     """Every table, from the contents of results.json alone."""
     config, records = written["config"], written["records"]
     grid = results.select(records, kind="grid")
-    cell = lambda values: tables.mean_std(stats.summarize(values), digits=1)  # noqa: E731
+    cell = lambda values: tables.mean_std_of(values, digits=1)  # noqa: E731
     variants = _variants(grid)
     seeds = [len(results.per_seed(grid, "accuracy", **v, test_dx=0, test_dy=0, fill="zeros")) for v in variants]
+    failures = tables.failure_note(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), variant_title)
     directions = {"x": lambda k: lambda r: abs(r["test_dx"]) == k and r["test_dy"] == 0,
                   "y": lambda k: lambda r: abs(r["test_dy"]) == k and r["test_dx"] == 0, "diagonal": _diagonal}
     out = []
@@ -270,7 +273,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                f"TTA: logits averaged over the shifts in [-{t}, {t}]²; shift aug.: trained on random shifts in "
                f"[-{a}, {a}]². {tables.recipe_note(written['linear_recipe'], config)}; the small CNN (LeNet-5 "
                f"layout) rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}, "
-               f"{config['cnn_epochs']} epochs. {written['test_images']:,} test images. "
+               f"{config['cnn_epochs']} epochs. {written['test_images']:,} test images. {failures}"
                f"Ran on {tables.machine(written['environment'])}.",),
     ))
 
@@ -290,9 +293,14 @@ def make_tables(written: dict) -> list[tables.Table]:
 def matrix_values(matrix: list[dict], name: str) -> tuple[list[int], np.ndarray]:
     """(train dx ticks, mean accuracy (%) `(train dx, test dx)` at test dy = 0) of one model's matrix records."""
     ticks = sorted({r["train_dx"] for r in results.select(matrix, model=name)})
-    values = np.array([[100 * results.per_seed(matrix, "accuracy", model=name, train_dx=t, test_dx=d,
-                                               test_dy=0).mean() for d in ticks] for t in ticks])
+    values = np.array([[_percent(results.per_seed(matrix, "accuracy", model=name, train_dx=t, test_dx=d, test_dy=0))
+                        for d in ticks] for t in ticks])
     return ticks, values
+
+
+def _percent(values: np.ndarray) -> float:
+    """The mean in percent, nan when every run failed (a blank cell)."""
+    return 100 * values.mean() if len(values) else np.nan
 
 
 def write_figures(written: dict, out) -> None:
@@ -303,7 +311,7 @@ def write_figures(written: dict, out) -> None:
         slug = "_".join([v["model"], *(["shift_aug"] if v["augment"] == "shift" else []), *(["tta"] if v["tta"] else [])])
         for fill in transforms.FILLS:
             chosen = results.select(grid, **v, fill=fill)
-            values = np.array([[100 * results.per_seed(chosen, "accuracy", test_dx=dx, test_dy=dy).mean()
+            values = np.array([[_percent(results.per_seed(chosen, "accuracy", test_dx=dx, test_dy=dy))
                                 for dx in ticks] for dy in ticks])
             plots.heatmap(values, ticks, ticks, out / f"grid_{slug}_{fill}.png", x_label="dx (px, + is right)",
                           y_label="dy (px, + is down)", title=f"{variant_title(v)}, {fill} fill: test accuracy (%)")

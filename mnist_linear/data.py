@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+
+from mnist_linear import checks
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -81,11 +85,15 @@ class DataError(RuntimeError):
 
 
 class Split(NamedTuple):
+    """One split of a dataset: uint8 images `(N, 28, 28)` (pixels 0–255) and int32 labels `(N,)` in [0, 10)."""
+
     images: np.ndarray  # (N, 28, 28) uint8
     labels: np.ndarray  # (N,) int32
 
 
 class Dataset(NamedTuple):
+    """A loaded dataset: its train (60,000) and test (10,000) splits, verified checksums and source folder."""
+
     name: str
     train: Split
     test: Split
@@ -94,8 +102,17 @@ class Dataset(NamedTuple):
 
 
 def to_float(images: jnp.ndarray) -> jnp.ndarray:
-    """uint8 pixels `(..., 28, 28)` -> float32 in [0, 1], same shape."""
-    return jnp.asarray(images, jnp.float32) / 255.0
+    """Pixels of any shape -> float32 in [0, 1], same shape.
+
+    uint8 is scaled by 1/255; floating-point images are taken as already in
+    [0, 1] and only cast (the convention of `tf.image.convert_image_dtype` and
+    torchvision). Raises TypeError for other dtypes and ValueError for concrete
+    float arrays outside [0, 1] (`checks.pixels`).
+    """
+    checks.pixels(images)
+    if np.dtype(images.dtype) == np.uint8:
+        return jnp.asarray(images, jnp.float32) / 255.0
+    return jnp.asarray(images, jnp.float32)
 
 
 def split_validation(split: Split, num_validation: int = 10_000) -> tuple[Split, Split]:
@@ -144,15 +161,17 @@ def _candidate_roots(data_dir: str | os.PathLike | None) -> list[Path]:
 def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
     """Reads one IDX file (gzipped or not) into a uint8 array, checking it.
 
-    Checks the magic number, that the payload matches the header's sizes, and,
-    if `md5` is given, the MD5 of the uncompressed bytes.
+    Checks the magic number (uint8 data with 3 dimensions for images, 1 for
+    labels), that the payload matches the header's sizes exactly, and, if `md5`
+    is given, the MD5 of the uncompressed bytes. Every failure raises DataError
+    naming the file; nothing is allocated beyond the file's own bytes.
     """
     path = Path(path)
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"{path}: cannot read or decompress it ({e}). Delete it and fetch it again.") from e
     if len(raw) < 8:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header; the file is truncated.")
@@ -167,11 +186,11 @@ def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes).")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    payload = len(raw) - header
-    if payload != int(np.prod(shape)):
-        problem = "truncated" if payload < np.prod(shape) else "longer than its header says"
+    payload, expected = len(raw) - header, math.prod(shape)  # exact integers: no overflow for huge headers
+    if payload != expected:
+        problem = "truncated" if payload < expected else "longer than its header says"
         raise DataError(
-            f"{path}: payload is {problem}: header gives shape {shape} ({int(np.prod(shape))} bytes) "
+            f"{path}: payload is {problem}: header gives shape {shape} ({expected} bytes) "
             f"but {payload} bytes follow. Delete the file and fetch it again."
         )
     if md5 is not None:
@@ -185,6 +204,8 @@ def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
 
 
 def read_split(folder: Path, images: IdxFile, labels: IdxFile) -> Split:
+    """The images and labels of one split from `folder`, verified (`read_idx`); DataError names a file
+    whose images are not `(N, 28, 28)` or whose labels do not match them one to one."""
     image_path, label_path = _present(folder, images.filename), _present(folder, labels.filename)
     x = read_idx(image_path, images.md5)
     y = read_idx(label_path, labels.md5)

@@ -8,6 +8,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -86,20 +87,49 @@ def seed_keys(seed: int, count: int) -> jax.Array:
     return jax.random.split(jax.random.key(seed), count)
 
 
-def train_models(config: configs.TrainingConfig, train_split: data.Split, hparams: train.Hyperparams,
+class Trained(NamedTuple):
+    """What `train_models` returns: parameters, logs, each run's failure reason, timing."""
+
+    params: Any  # leading axis S (seeds), or (P, S) for a grid
+    log: train.TrainLog
+    failed: np.ndarray  # str, same leading axes: why each run failed, "" where it did not
+    timing: dict  # {"compile_s", "run_s"}
+
+
+def train_models(name: str, config: configs.TrainingConfig, train_split: data.Split, hparams: train.Hyperparams,
                  model: models.Model, task: tasks.Task = tasks.CLASSIFICATION, *,
-                 augment: train.Augment | None = None, transform: train.Transform | None = None):
-    """((params, log), timing): `config.seeds` models vmapped, seed s from key s; leading axis S."""
-    return compile_and_run(
-        train.train_seeds, seed_keys(config.seed, config.seeds), train_split.images,
-        jnp.asarray(task.targets(train_split)), jax.tree.map(jnp.float32, hparams), model=model,
-        loss_fn=task.loss, config=config.train_config, augment=augment, transform=transform,
+                 augment: train.Augment | None = None, transform: train.Transform | None = None) -> Trained:
+    """`config.seeds` models vmapped (seed s from key s), their failures reported on the console."""
+    targets = task.targets(train_split)
+    (params, log), timing = compile_and_run(
+        train.train_seeds, seed_keys(config.seed, config.seeds), train_split.images, jnp.asarray(targets),
+        jax.tree.map(jnp.float32, hparams), model=model, task=task, config=config.train_config, augment=augment,
+        transform=transform,
     )
+    return Trained(params, log, report_failures(name, log, task.chance_loss(np.asarray(targets))), timing)
+
+
+def report_failures(name: str, log: train.TrainLog, chance_loss: float) -> np.ndarray:
+    """`train.failures`, with one console line per failed run; the seed is the last axis."""
+    failed = train.failures(log, chance_loss)
+    for index in zip(*np.nonzero(failed != "")):
+        print(f"FAILED {name}, seed {index[-1]}{f' at grid point {index[:-1]}' if len(index) > 1 else ''}: "
+              f"{failed[index]}; left out of every mean", file=sys.stderr)
+    return failed
 
 
 def first_seed(params):
-    """The parameters of seed 0 from a pytree with a leading seed axis."""
+    """The parameters of seed 0 from a pytree with a leading seed axis (for shapes and counts)."""
     return jax.tree.map(lambda p: p[0], params)
+
+
+def good_seed(params, failed: np.ndarray) -> tuple[int, Any] | None:
+    """(s, parameters of seed s) for the first seed that did not fail, or None when every one did:
+    figures draw this one, never a failed model."""
+    ok = np.flatnonzero(np.asarray(failed) == "")
+    if not ok.size:
+        return None
+    return int(ok[0]), jax.tree.map(lambda p: np.asarray(p[ok[0]]), params)
 
 
 def compile_and_run(jitted, *args, **kwargs):
@@ -113,7 +143,9 @@ def compile_and_run(jitted, *args, **kwargs):
 
 
 def environment() -> dict:
-    """Versions, device and git commit, for results.json."""
+    """Versions, device, the JAX settings that change numbers, the cores this process may use, and
+    the git commit, for results.json. Without a git checkout to ask, the commit and whether the
+    tree was dirty are both unknown (None)."""
     import flax
     import optax
 
@@ -130,7 +162,10 @@ def environment() -> dict:
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
         "processor": _cpu_model() or platform.machine(),
-        "cpu_count": len(os.sched_getaffinity(0)),  # the cores this process may use
+        "cpu_count": len(os.sched_getaffinity(0)),  # the cores this process may use, not os.cpu_count()
+        "jax_default_prng_impl": jax.config.jax_default_prng_impl,
+        "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+        "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "git_commit": commit,
         # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
         "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
@@ -155,14 +190,21 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+class EveryRunFailed(RuntimeError):
+    """Every seed of some model failed; the results, tables and figures were written all the same."""
+
+
 def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: Callable | None = None,
-           records: list[dict], results_file: str = "results.json", **fields) -> dict:
+           records: list[dict], results_file: str = "results.json", group: tuple[str, ...] = ("model",),
+           **fields) -> dict:
     """Writes the results file into `run.out`, then the tables and figures made from its contents
     alone; prints the tables.
 
     The file holds `experiment`, `preset`, `config`, `environment`, `dataset`,
     the experiment's own `fields` (its `linear_recipe`, timing, summaries) and `records`.
-    Returns the file's contents as read back.
+    Returns the file's contents as read back. Raises EveryRunFailed, after
+    writing everything, when every run of some model failed (a model: the
+    records sharing the `group` fields, its name and variant).
     """
     out, dataset = run.out, run.dataset
     written = {
@@ -181,6 +223,15 @@ def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: C
     if write_figures is not None:
         write_figures(written, out)
     print("\n".join(t.markdown() for t in table_list))
+    lost = results.all_failed(records, group)
+    if lost:
+        reasons = sorted({r["failed"] for r in records if tuple(r.get(k) for k in group) in lost})
+        hint = ("the learning rate is likely too high (lower it)" if any("inf or nan" in r or "first epoch" in r
+                                                                          for r in reasons)
+                else "the learning rate is likely too low, or training too short (raise either)")
+        names = ", ".join(" ".join(map(str, value)) for value in lost)
+        raise EveryRunFailed(f"Every run of {names} failed ({'; '.join(reasons)}): {hint}. The tables in "
+                             f"{run.out} say so; the records are in {results_file}.")
     return written
 
 

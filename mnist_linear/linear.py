@@ -5,6 +5,8 @@ Each column of `w`, reshaped to the image, is the template of one class.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -20,12 +22,19 @@ def init(key: jax.Array, num_pixels: int = 784, num_outputs: int = 10, scale: fl
 
 
 def logits(params: Params, images: jax.Array) -> jax.Array:
-    """Float images `(..., H, W)` with H·W = num_pixels -> `(..., num_outputs)`."""
+    """Float square images `(..., H, H)` with H·H = num_pixels -> `(..., num_outputs)`; a single image
+    `(H, H)` gives one row `(num_outputs,)`. Raises ValueError for any other shape (flat pixels
+    `(N, 784)` included: reshape them to `(N, 28, 28)`)."""
+    side = math.isqrt(params["w"].shape[0])
+    if images.ndim < 2 or images.shape[-2:] != (side, side):
+        raise ValueError(f"The linear model takes images (..., {side}, {side}), got shape {tuple(images.shape)}; "
+                         f"reshape flat pixels with x.reshape(-1, {side}, {side}).")
     pixels = images.reshape(*images.shape[:-2], -1)
     scores = pixels @ params["w"]
     return scores + jnp.broadcast_to(params["b"], scores.shape)  # explicit: rank promotion raises
 
 
 def templates(params: Params, image_shape: tuple[int, int] = (28, 28)) -> jax.Array:
-    """The columns of `w` as images: `(num_outputs, H, W)`."""
+    """The columns of `w` as images, one template per output: float `(num_outputs, H, W)`, in the
+    weights' units (logit per unit of pixel intensity in [0, 1])."""
     return params["w"].T.reshape(-1, *image_shape)

@@ -140,12 +140,17 @@ class MultiTemplate(nn.Module):
 
 
 def from_flax(module: nn.Module, image_shape: tuple[int, int] = (28, 28)) -> Model:
-    """A flax module over `(N, H, W, 1)` images as a `Model` over `(..., H, W)` images."""
+    """A flax module over `(N, H, W, 1)` images as a `Model` over float images `(..., H, W)`
+    (a single `(H, W)` image gives one row of outputs); other shapes raise ValueError."""
 
     def init(key):
         return module.init(key, jnp.zeros((1, *image_shape, 1), jnp.float32))["params"]
 
     def logits(params, images):
+        if images.ndim < 2 or tuple(images.shape[-2:]) != tuple(image_shape):
+            raise ValueError(f"This model takes images (..., {image_shape[0]}, {image_shape[1]}), got shape "
+                             f"{tuple(images.shape)}; reshape flat pixels with x.reshape(-1, {image_shape[0]}, "
+                             f"{image_shape[1]}).")
         batch_shape = images.shape[:-2]
         x = images.reshape(-1, *images.shape[-2:], 1)
         out = module.apply({"params": params}, x)
@@ -177,4 +182,5 @@ def get(name: str, image_size: int = 28, outputs: int = 10, **kwargs) -> Model:
 
 
 def parameter_count(params: Params) -> int:
+    """The number of scalars in a pytree of parameters (of one model: no seed axis)."""
     return sum(int(p.size) for p in jax.tree.leaves(params))

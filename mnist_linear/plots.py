@@ -21,12 +21,20 @@ def templates(
     title: str = "",
     columns: int | None = None,
 ) -> None:
-    """A grid of templates `(K, H, W)`, diverging colormap centred at 0, one label each."""
-    images = np.asarray(images)
+    """A grid of templates `(K, H, W)`, diverging colormap centred at 0, one label each.
+
+    The colour limit is the 99.5th percentile of the finite |values|; non-finite
+    weights are drawn blank and the title says how many there are.
+    """
+    images = np.asarray(images, np.float64)
     columns = columns or len(images)
     rows = -(-len(images) // columns)
+    finite = np.isfinite(images)
+    if not finite.all():
+        title = f"{(~finite).sum()} weights are inf or nan (blank). {title}"
     # A few rarely inked edge pixels carry the largest weights; a robust limit keeps the shapes visible.
-    limit = float(np.percentile(np.abs(images), 99.5)) or 1.0
+    limit = float(np.percentile(np.abs(images[finite]), 99.5)) if finite.any() else 1.0
+    limit = limit or 1.0
     figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -59,8 +67,10 @@ def heatmap(
     ax.set_yticks(range(len(y_ticks)), [str(t) for t in y_ticks])
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
-    middle = (values.max() + values.min()) / 2
+    middle = (np.nanmax(values) + np.nanmin(values)) / 2 if np.isfinite(values).any() else 0.0
     for (i, j), v in np.ndenumerate(values):
+        if not np.isfinite(v):  # every run behind this cell failed: left blank
+            continue
         ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="black" if v > middle else "white")
     figure.colorbar(shown, ax=ax, label=colorbar_label)
     if title:
@@ -76,6 +86,9 @@ def points(labels: Sequence[str], values: Sequence, path: str | os.PathLike, *, 
     positions = np.arange(len(labels)) if x_values is None else np.asarray(x_values)
     for x, v in zip(positions, values):
         v = np.asarray(v)
+        if not v.size:  # every run of this one failed: nothing to draw, say so
+            ax.text(x, 0.5, "every run\nfailed", ha="center", va="center", transform=ax.get_xaxis_transform())
+            continue
         ax.scatter(np.full(v.shape, x), v, s=18, alpha=0.7)
         ax.hlines(v.mean(), x - 0.2, x + 0.2, color="black")
     ax.set_xticks(positions, labels, rotation=15)

@@ -3,8 +3,9 @@
 An experiment's results file holds `experiment`, `config`, `environment`,
 `dataset`, `linear_recipe` (when the linear model was tuned), its own summary
 fields, and `records`: a list of flat dicts, one per model, seed and condition,
-each with `model` (a name of `models.NAMES`), `seed` and `diverged`. Tables
-and figures are made from that file alone, through `select` and `per_seed`.
+each with `model` (a name of `models.NAMES`), `seed` and `failed` (why the run
+failed, `train.failures`, or null). Tables and figures are made from that file
+alone, through `select` and `per_seed`, which leave failed runs out.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` atomically: readers see the old file or the whole new one."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
@@ -68,6 +70,7 @@ def _to_builtin(x):
 
 
 def save_figure(figure, path: str | os.PathLike) -> None:
+    """Saves a matplotlib figure atomically, in the format of `path`'s suffix, at 150 dpi."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=150, bbox_inches="tight")
 
@@ -104,12 +107,27 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def seed_records(diverged, **per_seed) -> list[dict]:
+def seed_records(failed, **per_seed) -> list[dict]:
     """One record per seed: the `per_seed` values (scalars, or arrays `(S,)` indexed by seed) and
-    the divergence flag `diverged` `(S,)` bool."""
-    diverged = np.asarray(diverged)
+    `failed`, each seed's reason from `train.failures` (str `(S,)`, "" for a run that did not fail,
+    recorded as null)."""
+    failed = np.asarray(failed, str)
     return [{"seed": s, **{k: (np.asarray(v)[s].item() if np.ndim(v) else v) for k, v in per_seed.items()},
-             "diverged": bool(diverged[s])} for s in range(len(diverged))]
+             "failed": str(failed[s]) or None} for s in range(len(failed))]
+
+
+def failed(records: list[dict]) -> list[dict]:
+    """The records of failed runs."""
+    return [r for r in records if r.get("failed")]
+
+
+def all_failed(records: list[dict], group: tuple[str, ...] = ("model",)) -> list[tuple]:
+    """The values of the `group` fields (a model and its variant, say; None where a record lacks one)
+    every one of whose records failed."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault(tuple(r.get(k) for k in group), []).append(bool(r.get("failed")))
+    return [value for value, flags in groups.items() if all(flags)]
 
 
 def select(records: list[dict], where: Callable[[dict], bool] | None = None, **equal) -> list[dict]:
@@ -129,10 +147,10 @@ def select(records: list[dict], where: Callable[[dict], bool] | None = None, **e
 
 
 def per_seed(records: list[dict], key: str, where: Callable[[dict], bool] | None = None, **equal) -> np.ndarray:
-    """`key` per seed, averaged over the matching records of that seed, seeds in order, diverged
+    """`key` per seed, averaged over the matching records of that seed, seeds in order, failed
     runs left out: float64 `(S',)` (empty when none is left)."""
     by_seed: dict[int, list] = {}
     for r in select(records, where, **equal):
-        if not r.get("diverged", False):
+        if not r.get("failed"):
             by_seed.setdefault(r["seed"], []).append(r[key])
     return np.array([np.mean(v) for _, v in sorted(by_seed.items())], np.float64)

@@ -9,6 +9,8 @@ from scipy import stats
 
 
 class Summary(NamedTuple):
+    """Mean, sample standard deviation and 95% Student-t interval of a metric over n seeds."""
+
     mean: float
     std: float  # sample standard deviation (ddof=1); 0 for a single value
     ci_low: float  # 95% Student-t interval for the mean; nan for a single value
@@ -17,12 +19,16 @@ class Summary(NamedTuple):
 
 
 def summarize(values, confidence: float = 0.95) -> Summary:
-    """Mean ± std and the t-interval of finite `values` `(n,)`."""
+    """Mean ± std and the Student-t interval of finite `values` `(n,)` (float64, the metric's units).
+
+    Raises ValueError for an empty or non-1-d array, or for inf or nan (leave
+    failed runs out, `results.per_seed` does).
+    """
     values = np.asarray(values, np.float64)
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"summarize needs a non-empty 1-d array, got shape {values.shape}.")
     if not np.isfinite(values).all():
-        raise ValueError("summarize got inf or nan; leave diverged runs out and report them instead.")
+        raise ValueError("summarize got inf or nan; leave failed runs out and report them instead.")
     n = values.size
     mean = float(values.mean())
     if n == 1:

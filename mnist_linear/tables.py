@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from mnist_linear.stats import Summary
+import numpy as np
+
+from mnist_linear.stats import Summary, summarize
 
 # The title of each model of `models.NAMES` in tables and figures.
 TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN (LeNet-5 layout)",
@@ -13,6 +15,8 @@ TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN
 
 
 class Table(NamedTuple):
+    """One paper-style table: caption, header and rows of strings, notes; `markdown()` and `latex()`."""
+
     caption: str
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
@@ -62,11 +66,34 @@ def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
     return f"{s.mean * scale:.{digits}f} ± {s.std * scale:.{digits}f}"
 
 
-def interval(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
-    """'[92.57, 92.65]', or '—' for a single value."""
-    if s.n < 2:
+def interval(s: Summary, scale: float = 100.0, digits: int = 2, bounds: tuple[float, float] = (0.0, 1.0)) -> str:
+    """'[92.57, 92.65]': the Student-t interval, or '—' for a single value or when the interval leaves
+    `bounds` (an accuracy's [0, 1]): with so few seeds a t-interval says nothing (`INTERVAL_NOTE`)."""
+    if s.n < 2 or s.ci_low < bounds[0] or s.ci_high > bounds[1]:
         return "—"
     return f"[{s.ci_low * scale:.{digits}f}, {s.ci_high * scale:.{digits}f}]"
+
+
+INTERVAL_NOTE = ("95% CI: Student-t interval of the mean over seeds; — where there are too few seeds for one "
+                 "inside [0, 100].")
+EVERY_RUN_FAILED = "every run failed"
+
+
+def mean_std_of(values, scale: float = 100.0, digits: int = 2) -> str:
+    """`mean_std` of the values left once failed runs are out (`results.per_seed`), or
+    `EVERY_RUN_FAILED` when none is left."""
+    values = np.asarray(values)
+    return mean_std(summarize(values), scale, digits) if values.size else EVERY_RUN_FAILED
+
+
+def failure_note(records: list[dict], title=lambda r: r["model"]) -> str:
+    """'Failed runs, left out of every mean: … ' naming each (with a trailing space, to stand before the
+    next sentence of a note), or '' when none failed."""
+    failed = [r for r in records if r.get("failed")]
+    if not failed:
+        return ""
+    seen = dict.fromkeys(f"{title(r)} seed {r['seed']} ({r['failed']})" for r in failed)
+    return "Failed runs, left out of every mean: " + "; ".join(seen) + ". "
 
 
 def recipe_note(recipe: dict, config: dict) -> str:

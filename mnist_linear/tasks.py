@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, metrics
+from mnist_linear import checks, data, metrics
 
 
 class Task(NamedTuple):
@@ -26,6 +26,12 @@ class Task(NamedTuple):
         best grid point by it and tables report it.
     targets: `data.Split -> (N,) or (N, T) array`: the targets of a split.
     num_outputs: K, the width of the model's last layer.
+    check_targets: `(targets, N or None) -> None`, raising TypeError or ValueError for
+        targets this task cannot train on (labels out of range, wrong shape).
+    chance_loss: `targets -> float`: the loss of a model that learned nothing from the
+        images, only the targets' distribution (predicting the class frequencies: the
+        labels' entropy, at most log C nats; predicting the targets' mean: the sum of
+        their variances). A run whose final loss is no better has failed.
     """
 
     name: str
@@ -35,6 +41,8 @@ class Task(NamedTuple):
     score_name: str
     targets: Callable[[data.Split], np.ndarray]
     num_outputs: int
+    check_targets: Callable[[jax.Array, int | None], None]
+    chance_loss: Callable[[np.ndarray], float]
 
 
 def _accuracy(classes: jax.Array, labels: jax.Array) -> jax.Array:
@@ -53,9 +61,24 @@ def _negative_mse(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return -metrics.mean_squared_error(outputs, targets)
 
 
+def _check_labels(labels, num_examples=None) -> None:
+    checks.labels(labels, data.NUM_CLASSES, num_examples)
+
+
+def _label_entropy(labels) -> float:
+    """The cross-entropy of predicting the class frequencies: the entropy of the labels, in nats (≤ log C)."""
+    p = np.bincount(np.asarray(labels), minlength=data.NUM_CLASSES) / np.size(labels)
+    return float(-np.sum(p[p > 0] * np.log(p[p > 0])))
+
+
+def _mean_prediction_loss(targets) -> float:
+    return float(np.var(np.asarray(targets, np.float64), axis=0).sum())
+
+
 CLASSIFICATION = Task(
     name="classification", loss=metrics.cross_entropy, reduce=metrics.predict, score=_accuracy,
-    score_name="accuracy", targets=_labels, num_outputs=data.NUM_CLASSES,
+    score_name="accuracy", targets=_labels, num_outputs=data.NUM_CLASSES, check_targets=_check_labels,
+    chance_loss=_label_entropy,
 )
 
 
@@ -66,5 +89,9 @@ def regression(name: str, targets: Callable[[data.Split], np.ndarray], num_targe
     """
     if not isinstance(num_targets, int) or num_targets < 1:
         raise ValueError(f"num_targets must be an int ≥ 1, got {num_targets!r}.")
+    def check_targets(y, num_examples=None) -> None:
+        checks.targets(y, num_targets, num_examples)
+
     return Task(name=name, loss=metrics.mean_squared_error, reduce=_identity, score=_negative_mse,
-                score_name="negative mean squared error", targets=targets, num_outputs=num_targets)
+                score_name="negative mean squared error", targets=targets, num_outputs=num_targets,
+                check_targets=check_targets, chance_loss=_mean_prediction_loss)

@@ -21,9 +21,10 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from mnist_linear import data
+from mnist_linear import checks, data, tasks
 from mnist_linear.models import Model, Params
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -42,10 +43,22 @@ class Hyperparams(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """How the loop runs; checked on creation (ValueError names the field)."""
+
     epochs: int = 10
     batch_size: int = 100
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD momentum in [0, 1); 0 is plain SGD
     schedule: str = "cosine"  # "cosine" decays the learning rate to 0; "constant" keeps it
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int ≥ 1, got {value!r}.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"Unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'.")
 
 
 def make_optimizer(hparams: Hyperparams, momentum: float, schedule: optax.Schedule | None = None):
@@ -81,8 +94,38 @@ def make_update_step(logits_fn, loss_fn: LossFn, optimizer: optax.GradientTransf
 
 
 class TrainLog(NamedTuple):
+    """What training reports per run (leading seed/grid axes under vmap); see `failures`."""
+
     loss: jax.Array  # (epochs,) mean training loss of each epoch
     diverged: jax.Array  # () bool: a loss or parameter became inf or nan
+
+
+CHANCE_MARGIN = 0.99  # a final loss above 99% of the chance loss is no better than chance
+
+
+def failures(log: TrainLog, chance_loss: float) -> np.ndarray:
+    """Why each run failed, "" where it did not: str array of the log's leading shape (seeds, …).
+
+    A run fails when its loss or parameters became inf or nan; when its final
+    epoch's mean training loss is no better than `chance_loss` (a task's
+    `chance_loss`: for classification the labels' entropy, at most log C), that is,
+    above 99% of it (a model that learned only the class frequencies sits at
+    chance up to float noise; one that learned from the images is far below), however
+    it got there (a run that exploded to 1e11 without reaching inf fails here); or,
+    trained for two or more epochs, when its final loss is no better than its first epoch's.
+    Failed runs are reported per seed and left out of every mean.
+    """
+    loss = np.asarray(log.loss, np.float64)
+    diverged = np.asarray(log.diverged)
+    first, final = loss[..., 0], loss[..., -1]
+    reasons = np.full(diverged.shape, "", dtype=object)
+    stuck = (final >= first) & (loss.shape[-1] > 1)
+    reasons[stuck] = [f"final training loss {f:.3g} no better than its first epoch's {a:.3g}"
+                      for a, f in zip(first[stuck], final[stuck])]
+    chance = final > CHANCE_MARGIN * chance_loss
+    reasons[chance] = [f"final training loss {f:.3g} no better than chance ({chance_loss:.3g})" for f in final[chance]]
+    reasons[diverged] = "loss or parameters became inf or nan"
+    return reasons.astype(str)
 
 
 def train(
@@ -92,30 +135,30 @@ def train(
     hparams: Hyperparams,
     *,
     model: Model,
-    loss_fn: LossFn,
+    task: tasks.Task,
     config: TrainConfig,
     augment: Augment | None = None,
     transform: Transform | None = None,
     transform_params: tuple = (),
 ) -> tuple[Params, TrainLog]:
-    """Trains one model from `key`. Pure: wrap it in `jit` and `vmap` as needed.
+    """Trains one model from `key` on `task`. Pure: wrap it in `jit` and `vmap` as needed
+    (`train_seeds` and `train_grid` do, after checking their inputs).
 
-    images: `(N, H, W)` uint8, targets: `(N,)` labels or `(N, T)` regression targets.
+    images: `(N, H, W)` uint8 pixels or floats in [0, 1] (see `data.to_float`);
+    targets: what `task.targets` makes, `(N,)` labels or `(N, T)` regression targets;
+    hparams: learning rate > 0 and weight decay ≥ 0 (float scalars, traced or not).
     Each batch is `transform(augment(key, x), *transform_params)` (either may be None).
     Each epoch visits a fresh permutation in `N // batch_size` full batches; the
     few examples left over differ from epoch to epoch.
+    Raises ValueError when batch_size is larger than N.
     """
     num_examples = images.shape[0]
     steps = num_examples // config.batch_size
     if steps == 0:
         raise ValueError(f"batch_size={config.batch_size} is larger than the {num_examples} training examples.")
-    schedule = None
-    if config.schedule == "cosine":
-        schedule = optax.cosine_decay_schedule(1.0, steps * config.epochs)
-    elif config.schedule != "constant":
-        raise ValueError(f"Unknown schedule {config.schedule!r}; choose 'cosine' or 'constant'.")
+    schedule = optax.cosine_decay_schedule(1.0, steps * config.epochs) if config.schedule == "cosine" else None
     optimizer = make_optimizer(hparams, config.momentum, schedule)
-    update_step = make_update_step(model.logits, loss_fn, optimizer)
+    update_step = make_update_step(model.logits, task.loss, optimizer)
 
     init_key, data_key = jax.random.split(key)
     params = model.init(init_key)
@@ -148,28 +191,54 @@ def train(
     return params, TrainLog(epoch_loss, ~finite)
 
 
-_STATIC = ("model", "loss_fn", "config", "augment", "transform")
+_STATIC = ("model", "task", "config", "augment", "transform")
 
 
+def check_inputs(keys, images, targets, hparams, *, task: tasks.Task, config: TrainConfig, **_) -> None:
+    """The contract of `train_seeds` and `train_grid` (see `checks`): typed keys `(S,)`, images,
+    targets the task accepts for every image, rate > 0, decay ≥ 0, a config that is a `TrainConfig`."""
+    checks.keys(keys)
+    checks.images(images)
+    task.check_targets(targets, images.shape[0])
+    checks.positive(hparams.learning_rate, "learning_rate")
+    checks.positive(hparams.weight_decay, "weight_decay", allow_zero=True)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a train.TrainConfig, got {type(config).__name__}.")
+    if config.batch_size > images.shape[0]:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {images.shape[0]} training images.")
+
+
+@checks.before(check_inputs)
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def train_seeds(keys, images, targets, hparams, *, model, loss_fn, config, augment=None, transform=None):
-    """`train` vmapped over keys `(S, ...)`: S models in one compiled program, leading axis S."""
-    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment,
-                            transform=transform)
+def train_seeds(keys, images, targets, hparams, *, model, task, config, augment=None, transform=None):
+    """`train` vmapped over keys `(S,)`: S models in one compiled program, leading axis S.
+
+    Returns (params, log) with leading axis S. Inputs are checked first
+    (`check_inputs`): TypeError or ValueError name a bad one before anything compiles.
+    """
+    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform)
     return jax.vmap(run, in_axes=(0, None, None, None))(keys, images, targets, hparams)
 
 
+def _check_grid(keys, images, targets, hparams, grid, **kwargs) -> None:
+    check_inputs(keys, images, targets, hparams, **kwargs)
+    sizes = {np.shape(g)[:1] for g in grid}
+    if not grid or len(sizes) != 1 or sizes == {(0,)}:
+        raise ValueError(f"grid must be a non-empty tuple of parameter arrays sharing their length P, got shapes "
+                         f"{[np.shape(g) for g in grid]}.")
+
+
+@checks.before(_check_grid)
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def train_grid(keys, images, targets, hparams, grid, *, model, loss_fn, config, transform, augment=None):
+def train_grid(keys, images, targets, hparams, grid, *, model, task, config, transform, augment=None):
     """Models trained on transformed data: P grid points × S seeds in one program.
 
     grid: the transform's parameters, each `(P,)`; every batch of point p is
     `transform(x, *point_p)` (a fixed shift, say). Returns (params, log) with
     leading axes `(P, S)`. Every point sees the same seeds, so the differences
-    between points come from the transform alone.
+    between points come from the transform alone. Inputs are checked as in `train_seeds`.
     """
-    run = functools.partial(train, model=model, loss_fn=loss_fn, config=config, augment=augment,
-                            transform=transform)
+    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform)
 
     def at(point):
         return jax.vmap(lambda key: run(key, images, targets, hparams, transform_params=point))(keys)

@@ -16,15 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import data, evaluate, models, tasks, train
+from mnist_linear import checks, data, evaluate, models, tasks, train
 
 
 class GridResult(NamedTuple):
+    """The whole learning-rate × weight-decay grid: scores, failures, the chosen point and its edge flag."""
+
     learning_rates: np.ndarray  # (L,) float64, as given
     weight_decays: np.ndarray  # (D,) float64, as given
     val_score: np.ndarray  # (L, D, S) the task's score on the validation split (accuracy for classification)
-    diverged: np.ndarray  # (L, D, S) bool
-    best: train.Hyperparams  # highest mean validation score among grid points with no diverged seed
+    failed: np.ndarray  # (L, D, S) str: why each run failed (`train.failures`), "" where it did not
+    best: train.Hyperparams  # highest mean validation score among grid points with no failed seed
     on_edge: bool  # the best point is on an edge of the grid the optimum may lie beyond
 
     def recipe(self) -> dict:
@@ -36,7 +38,7 @@ class GridResult(NamedTuple):
     def records(self) -> list[dict]:
         return [
             {"learning_rate": float(lr), "weight_decay": float(wd), "seed": s,
-             "val_score": float(self.val_score[i, j, s]), "diverged": bool(self.diverged[i, j, s])}
+             "val_score": float(self.val_score[i, j, s]), "failed": str(self.failed[i, j, s]) or None}
             for i, lr in enumerate(self.learning_rates)
             for j, wd in enumerate(self.weight_decays)
             for s in range(self.val_score.shape[2])
@@ -46,9 +48,9 @@ class GridResult(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("model", "task", "config"))
 def _train_and_score(keys, hparams, train_images, train_targets, val_images, val_targets, *, model, task, config):
     def one(key, hp):
-        params, log = train.train(key, train_images, train_targets, hp, model=model, loss_fn=task.loss, config=config)
+        params, log = train.train(key, train_images, train_targets, hp, model=model, task=task, config=config)
         kept = evaluate.outputs(model.logits, params, val_images, reduce=task.reduce)
-        return task.score(kept, val_targets), log.diverged
+        return task.score(kept, val_targets), log
 
     # Every grid point sees the same seeds (common random numbers), so the
     # differences between grid points come from the hyperparameters alone.
@@ -71,31 +73,42 @@ def grid_search(
     """Trains `seeds` models at every (learning rate, weight decay) and scores them on `val_split`.
 
     The best point has the highest mean validation score among points none of
-    whose seeds diverged. It is "on the edge" when it is the smallest or largest
+    whose seeds failed (`train.failures`). It is "on the edge" when it is the smallest or largest
     learning rate or the largest weight decay of a grid with more than one value
     there (the smallest decay, 0 say, is a natural bound); a warning says so too.
-    Raises FloatingPointError when every grid point diverged.
+    Raises TypeError or ValueError for bad inputs (before anything compiles) and
+    FloatingPointError when every grid point failed.
     """
+    for split, name in ((train_split, "train_split"), (val_split, "val_split")):
+        checks.images(split.images, f"{name}.images")
+        task.check_targets(task.targets(split), split.images.shape[0])
+    checks.positive(np.asarray(learning_rates, np.float64), "learning_rates")
+    checks.positive(np.asarray(weight_decays, np.float64), "weight_decays", allow_zero=True)
+    if not np.size(learning_rates) or not np.size(weight_decays) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"grid_search needs ≥ 1 learning rate, ≥ 1 weight decay and seeds ≥ 1, got "
+                         f"{list(learning_rates)}, {list(weight_decays)} and {seeds!r}.")
     lrs, wds = np.asarray(learning_rates, np.float64), np.asarray(weight_decays, np.float64)
     lr_grid, wd_grid = np.meshgrid(lrs, wds, indexing="ij")
     hparams = train.Hyperparams(jnp.asarray(lr_grid.ravel(), jnp.float32), jnp.asarray(wd_grid.ravel(), jnp.float32))
-    scores, diverged = _train_and_score(
+    train_targets = task.targets(train_split)
+    scores, log = _train_and_score(
         jax.random.split(key, seeds), hparams,
-        jnp.asarray(train_split.images), jnp.asarray(task.targets(train_split)),
+        jnp.asarray(train_split.images), jnp.asarray(train_targets),
         jnp.asarray(val_split.images), jnp.asarray(task.targets(val_split)),
         model=model, task=task, config=config,
     )
     shape = (len(lrs), len(wds), seeds)
     val_score = np.asarray(scores, np.float64).reshape(shape)
-    diverged = np.asarray(diverged).reshape(shape)
-    score = np.where(diverged.any(-1), -np.inf, val_score.mean(-1))
+    failed = train.failures(log, task.chance_loss(np.asarray(train_targets))).reshape(shape)
+    score = np.where((failed != "").any(-1), -np.inf, val_score.mean(-1))
     if np.isneginf(score).all():
         raise FloatingPointError(
-            "Every grid point diverged (inf or nan loss); lower the learning rates of the grid."
+            f"Every grid point failed (first: {failed.flat[0]}); if losses blew up, lower the learning rates "
+            "of the grid; if they stayed at chance, raise them or train longer."
         )
     i, j = np.unravel_index(np.argmax(score), score.shape)
     on_edge = bool(len(lrs) > 1 and i in (0, len(lrs) - 1) or len(wds) > 1 and j == len(wds) - 1)
     if on_edge:
         warnings.warn(f"The best grid point (learning rate {lrs[i]:g}, weight decay {wds[j]:g}) is on the edge "
                       f"of the grid {lrs.tolist()} × {wds.tolist()}; the optimum may lie outside: widen the grid.")
-    return GridResult(lrs, wds, val_score, diverged, train.Hyperparams(float(lrs[i]), float(wds[j])), on_edge)
+    return GridResult(lrs, wds, val_score, failed, train.Hyperparams(float(lrs[i]), float(wds[j])), on_edge)

@@ -1,11 +1,11 @@
-"""Test setup: real data from ../shared/data unless MNIST_LINEAR_DATA says otherwise."""
+"""Test setup: real data from ../shared/data unless MNIST_LINEAR_DATA says otherwise.
+
+`make test` runs the suite twice: with JAX_NUMPY_RANK_PROMOTION=raise and with
+JAX's default ("allow"); jax reads the variable itself.
+"""
 
 import os
 from pathlib import Path
-
-import jax
-
-jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import pytest
 

@@ -48,7 +48,7 @@ def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
         assert record["test_total"] == 10_000
         assert record["test_correct"] == np.sum(np.argmax(x @ w + b, -1) == test.labels)
     accuracies = [r["test_accuracy"] for r in saved["records"]]
-    np.testing.assert_allclose(saved["summary"]["test_accuracy"]["mean"], np.mean(accuracies))
+    assert all(r["failed"] is None for r in saved["records"])
     assert np.mean(accuracies) > (0.8 if dataset == "mnist" else 0.7)  # 1 epoch on 5,000 images
 
     table = (out / "table.md").read_text()
@@ -77,7 +77,7 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
     grid = results.select(written["records"], kind="grid", model="linear", augment="none", tta=False)
     assert len(grid) == 2 * 2 * 49  # seeds × fills × offsets
     assert set(grid[0]) == {"kind", "model", "augment", "tta", "seed", "test_dx", "test_dy", "fill", "accuracy",
-                            "diverged"}
+                            "failed"}
     # The (0, 0) column is the baseline's accuracy: same recipe, same seeds, same config. The quick
     # run scores the first 500 test images, so recount the baseline's saved models on those in numpy.
     base_out, _ = mnist_baseline

@@ -11,7 +11,7 @@ from absl.testing import parameterized
 from realdata import batch
 
 from experiments import locality
-from mnist_linear import linear, metrics, models, tables, train, transforms
+from mnist_linear import linear, models, tables, tasks, train, transforms
 
 
 def _conv_reference(x, kernel, padding):
@@ -120,7 +120,7 @@ def test_upsampling_is_per_batch_and_memory_stays_bounded():
     labels = jax.ShapeDtypeStruct((60_000,), jnp.int32)
     compiled = train.train_seeds.lower(
         jax.random.split(jax.random.key(0), 2), images, labels, train.Hyperparams(0.01, 0.0),
-        model=models.get("linear", image_size=224), loss_fn=metrics.cross_entropy,
+        model=models.get("linear", image_size=224), task=tasks.CLASSIFICATION,
         config=train.TrainConfig(epochs=1), transform=functools.partial(transforms.resize, factor=8)).compile()
     materialised = 60_000 * 224 * 224 * 4
     assert compiled.memory_analysis().temp_size_in_bytes < materialised / 100

@@ -12,19 +12,19 @@ from mnist_linear import results
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [
-    {"model": "linear", "seed": 0, "dx": 1, "accuracy": 0.50, "diverged": False},
-    {"model": "linear", "seed": 0, "dx": -1, "accuracy": 0.70, "diverged": False},
-    {"model": "linear", "seed": 1, "dx": 1, "accuracy": 0.40, "diverged": False},
-    {"model": "linear", "seed": 1, "dx": -1, "accuracy": 0.60, "diverged": False},
-    {"model": "linear", "seed": 2, "dx": 1, "accuracy": 0.10, "diverged": True},
-    {"model": "mlp", "seed": 0, "dx": 1, "accuracy": 0.90, "diverged": False},
+    {"model": "linear", "seed": 0, "dx": 1, "accuracy": 0.50, "failed": None},
+    {"model": "linear", "seed": 0, "dx": -1, "accuracy": 0.70, "failed": None},
+    {"model": "linear", "seed": 1, "dx": 1, "accuracy": 0.40, "failed": None},
+    {"model": "linear", "seed": 1, "dx": -1, "accuracy": 0.60, "failed": None},
+    {"model": "linear", "seed": 2, "dx": 1, "accuracy": 0.10, "failed": "loss or parameters became inf or nan"},
+    {"model": "mlp", "seed": 0, "dx": 1, "accuracy": 0.90, "failed": None},
 ]
 
 
 def test_select_and_per_seed():
     assert results.select(RECORDS, model="mlp") == [RECORDS[5]]
     assert results.select(RECORDS, lambda r: abs(r["dx"]) == 1 and r["seed"] == 1, model="linear") == RECORDS[2:4]
-    # Per seed: the mean over the matching records of that seed; the diverged seed 2 is left out.
+    # Per seed: the mean over the matching records of that seed; the failed seed 2 is left out.
     np.testing.assert_allclose(results.per_seed(RECORDS, "accuracy", model="linear"), [0.6, 0.5])
     np.testing.assert_allclose(results.per_seed(RECORDS, "accuracy", model="linear", dx=1), [0.5, 0.4])
     assert results.per_seed(RECORDS, "accuracy", model="cnn_small").shape == (0,)
@@ -33,9 +33,12 @@ def test_select_and_per_seed():
 
 
 def test_seed_records_index_arrays_by_seed():
-    records = results.seed_records(np.array([False, True]), model="linear", accuracy=np.array([0.9, 0.1]), k=3)
-    assert records == [{"seed": 0, "model": "linear", "accuracy": 0.9, "k": 3, "diverged": False},
-                       {"seed": 1, "model": "linear", "accuracy": 0.1, "k": 3, "diverged": True}]
+    records = results.seed_records(np.array(["", "stuck"]), model="linear", accuracy=np.array([0.9, 0.1]), k=3)
+    assert records == [{"seed": 0, "model": "linear", "accuracy": 0.9, "k": 3, "failed": None},
+                       {"seed": 1, "model": "linear", "accuracy": 0.1, "k": 3, "failed": "stuck"}]
+    assert results.failed(records) == records[1:]
+    assert results.all_failed(records + [{"model": "mlp", "seed": 0, "k": 3, "failed": "stuck"}]) == [("mlp",)]
+    assert results.all_failed(records, ("model", "seed")) == [("linear", 1)]
 
 
 def test_parameters_load_back(tmp_path):

@@ -14,7 +14,7 @@ def test_summary_against_closed_forms():
     np.testing.assert_allclose([s.ci_low, s.ci_high], [0.91 - half, 0.91 + half], rtol=1e-8)
     one = stats.summarize([0.5])
     assert one.std == 0.0 and np.isnan(one.ci_low) and tables.interval(one) == "—"
-    with pytest.raises(ValueError, match="diverged"):
+    with pytest.raises(ValueError, match="leave failed runs out"):
         stats.summarize([0.9, np.nan])
 
 
