@@ -99,6 +99,7 @@ def main(argv=None) -> dict:
                  title="Test digits before (top) and after (bottom) the fixed permutation")
     return experiment.finish(
         run, experiment="locality", make_tables=make_tables, records=records, timing=timing, closeness=closeness,
+        group=("model", "pixels"),
         permutation=np.asarray(permutation).tolist(), linear_recipe=recipe.recipe())
 
 

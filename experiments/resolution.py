@@ -12,7 +12,7 @@ Expected (GPU settings, measured): the linear model has 7,850 -> 501,770 paramet
 (6,218 at the CPU widths) and falls from 98.7 % to 79 %, its receptive field now small
 against the digit.
 
-Images are upsampled bilinearly by r ∈ {1, 2, 4, 8} (28 -> 224 px) on the device, one
+Images are upsampled bilinearly by r in `factors` (1, 2, 4, 8 with the gpu preset: up to 224 px) on the device, one
 batch at a time, in training and in evaluation, so no 60,000 × 224 × 224 array ever
 exists. The linear model's learning rate is the tuned 28-px rate divided by r²: an
 upsampled image has about r² times the squared norm, so the same rate would be an

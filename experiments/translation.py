@@ -163,29 +163,39 @@ def main(argv=None) -> dict:
     grid = jax.device_put(grid)
     augment = functools.partial(transforms.random_shift, max_shift=config.augment_shift)
     tta_grid = transforms.offset_grid(config.tta_shift)
-    timing, records = {}, []
 
     recipe = experiment.tune_linear(config, split)
     cnn = models.get("cnn_small")
     cnn_config = dataclasses.replace(config, seeds=config.cnn_seeds, epochs=config.cnn_epochs)
     linear_eval = {"batch_size": config.eval_batch_size}
     cnn_eval = {"batch_size": config.cnn_eval_batch_size, "points_at_once": config.cnn_offsets_at_once}
-    setups = (("linear", models.LINEAR, config, recipe.best, True, linear_eval),
-              ("cnn_small", cnn, cnn_config, config.deep_hparams, config.cnn_tta, cnn_eval))
-    for name, model, run_config, hparams, with_tta, eval_settings in setups:
-        tta = invariance.averaged_over(model.logits, TRANSLATE, tta_grid)
-        for aug_name, aug in (("none", None), ("shift", augment)):
-            label = name + (" + shift aug." if aug is not None else "")
-            trained = experiment.train_models(label, run_config, split, hparams, model, augment=aug)
-            timing[f"{label}: training"] = trained.timing
-            if name == "linear" and aug is not None:
-                shift_augmented = trained
-            for apply, tta_on in ((model.logits, False), (tta, True)) if with_tta else ((model.logits, False),):
-                classes, timing[f"{label}{' + TTA' if tta_on else ''}: evaluation"] = experiment.compile_and_run(
-                    evaluate.grid_outputs, trained.params, test.images, grid, apply=apply, transform=SHIFT_EACH,
-                    reduce=TASK.reduce, per_example=True, **eval_settings)
-                records += variant_records(name, aug_name, tta_on, np.asarray(classes), test.labels, layout,
-                                           trained.failed)
+
+    linear_plain = experiment.train_models("linear", config, split, recipe.best, models.LINEAR)
+    linear_aug = experiment.train_models("linear + shift aug.", config, split, recipe.best, models.LINEAR,
+                                         augment=augment)
+    cnn_plain = experiment.train_models("cnn_small", cnn_config, split, config.deep_hparams, cnn)
+    cnn_aug = experiment.train_models("cnn_small + shift aug.", cnn_config, split, config.deep_hparams, cnn,
+                                      augment=augment)
+    timing = {"linear: training": linear_plain.timing, "linear + shift aug.: training": linear_aug.timing,
+              "cnn_small: training": cnn_plain.timing, "cnn_small + shift aug.: training": cnn_aug.timing}
+    linear_tta = invariance.averaged_over(models.LINEAR.logits, TRANSLATE, tta_grid)
+    cnn_tta = invariance.averaged_over(cnn.logits, TRANSLATE, tta_grid)
+    variants = [  # (model, augmentation, TTA, trained models, what is evaluated, evaluation settings)
+        ("linear", "none", False, linear_plain, models.LINEAR.logits, linear_eval),
+        ("linear", "none", True, linear_plain, linear_tta, linear_eval),
+        ("linear", "shift", False, linear_aug, models.LINEAR.logits, linear_eval),
+        ("linear", "shift", True, linear_aug, linear_tta, linear_eval),
+        ("cnn_small", "none", False, cnn_plain, cnn.logits, cnn_eval),
+        ("cnn_small", "shift", False, cnn_aug, cnn.logits, cnn_eval),
+    ] + ([("cnn_small", "none", True, cnn_plain, cnn_tta, cnn_eval),
+          ("cnn_small", "shift", True, cnn_aug, cnn_tta, cnn_eval)] if config.cnn_tta else [])
+    records = []
+    for name, aug_name, tta, trained, apply, eval_settings in variants:
+        label = name + (" + shift aug." if aug_name == "shift" else "") + (" + TTA" if tta else "")
+        classes, timing[f"{label}: evaluation"] = experiment.compile_and_run(
+            evaluate.grid_outputs, trained.params, test.images, grid, apply=apply, transform=SHIFT_EACH,
+            reduce=TASK.reduce, per_example=True, **eval_settings)
+        records += variant_records(name, aug_name, tta, np.asarray(classes), test.labels, layout, trained.failed)
     matrices = [("linear", models.LINEAR, recipe.best, config, config.matrix_seeds, linear_eval)]
     if config.matrix_cnn_seeds:
         matrices.append(("cnn_small", cnn, config.deep_hparams, cnn_config, config.matrix_cnn_seeds, cnn_eval))
@@ -198,7 +208,7 @@ def main(argv=None) -> dict:
     for phase, t in timing.items():
         print(f"{phase}: compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
-    drawn = experiment.good_seed(shift_augmented.params, shift_augmented.failed)
+    drawn = experiment.good_seed(linear_aug.params, linear_aug.failed)
     if drawn is not None:  # a failed model is never drawn as if it were fine
         plots.templates(linear.templates(drawn[1]), data.SOURCES[config.dataset].classes,
                         out / "templates_shift_augmented.png",
@@ -285,7 +295,10 @@ def make_tables(written: dict) -> list[tables.Table]:
             caption=f"Train-shift × test-shift: test accuracy (%) of the {tables.TITLES[name]} trained on data "
                     f"shifted by train dx, tested at test dx (dy = 0, zero fill), mean over {n} seeds.",
             header=("train dx \\ test dx", *(f"{d:+d}" for d in ticks)),
-            rows=tuple((f"{t:+d}", *(f"{v:.1f}" for v in row)) for t, row in zip(ticks, values)),
+            rows=tuple((f"{t:+d}", *("—" if np.isnan(v) else f"{v:.1f}" for v in row)) for t, row in zip(ticks, values)),
+            notes=tuple(filter(None, [tables.failure_note(
+                results.select(matrix, model=name, test_dx=0, test_dy=0),
+                lambda r: f"trained at dx {r['train_dx']:+d}").rstrip()])),
         ))
     return out
 

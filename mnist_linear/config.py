@@ -151,7 +151,10 @@ def parse(config_cls, doc: str, argv: Sequence[str] | None = None) -> tuple[Any,
         config = build(config_cls, args["preset"], **overrides)
     except ValueError as e:
         parser.error(str(e))
-    check_writable(args["out"])
+    try:
+        check_writable(args["out"])
+    except ValueError as e:
+        parser.error(str(e))
     return config, args["out"], args["preset"]
 
 

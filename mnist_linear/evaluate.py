@@ -15,7 +15,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-
 import numpy as np
 
 from mnist_linear import checks, data
@@ -58,7 +57,7 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
         raise ValueError(f"grid arrays must share their length P ≥ 1{' and be (P, N)' if per_example else ''}; "
                          f"got shapes {shapes}.")
     for name, value in (("batch_size", batch_size), ("points_at_once", points_at_once or 1)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int ≥ 1, got {value!r}.")
 
 
@@ -119,7 +118,9 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
 def outputs(apply: Apply, params: Params, images: jax.Array, *, reduce: Callable | None = None,
             batch_size: int = 1000) -> jax.Array:
     """One model (no seed axis) on every image `(N, H, W)`: `(N,)` or `(N, K)`. Pure: use it inside
-    `jit` or `vmap`; images are checked as far as their values are known (`checks.images`)."""
+    `jit` or `vmap`; a single `(H, H)` image counts as N = 1; images are checked as far as their
+    values are known (`checks.images`)."""
+    images = images[None] if len(images.shape) == 2 and images.shape[0] == images.shape[1] else images
     checks.images(images)
     one = jax.tree.map(lambda p: p[None], params)
     return _seed_outputs(one, images, (), apply=apply, transform=None, reduce=reduce, batch_size=batch_size,

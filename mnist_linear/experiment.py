@@ -113,7 +113,8 @@ def report_failures(name: str, log: train.TrainLog, chance_loss: float) -> np.nd
     """`train.failures`, with one console line per failed run; the seed is the last axis."""
     failed = train.failures(log, chance_loss)
     for index in zip(*np.nonzero(failed != "")):
-        print(f"FAILED {name}, seed {index[-1]}{f' at grid point {index[:-1]}' if len(index) > 1 else ''}: "
+        point = f" at grid point {tuple(int(i) for i in index[:-1])}" if len(index) > 1 else ""
+        print(f"FAILED {name}, seed {int(index[-1])}{point}: "
               f"{failed[index]}; left out of every mean", file=sys.stderr)
     return failed
 
@@ -162,7 +163,8 @@ def environment() -> dict:
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
         "processor": _cpu_model() or platform.machine(),
-        "cpu_count": len(os.sched_getaffinity(0)),  # the cores this process may use, not os.cpu_count()
+        # The cores this process may use (its affinity, Linux), not all the machine has.
+        "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "jax_default_prng_impl": jax.config.jax_default_prng_impl,
         "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,

@@ -37,11 +37,14 @@ def grid_accuracy(predictions: np.ndarray, labels: np.ndarray, mask: np.ndarray)
     """Fraction of images classified correctly at every grid point in `mask` (Engstrom et al. 2019,
     "Exploring the Landscape of Spatial Robustness"): classes `(P, S, N)`, labels `(N,)`,
     bool mask `(P,)` -> `(S,)`. Raises ValueError for an empty mask or mismatched shapes."""
-    predictions, mask = np.asarray(predictions), np.asarray(mask, bool)
+    predictions, mask, labels = np.asarray(predictions), np.asarray(mask, bool), np.asarray(labels)
+    if predictions.ndim != 3 or labels.shape != predictions.shape[-1:]:
+        raise ValueError(f"grid_accuracy takes classes (P, S, N) and labels (N,), got {predictions.shape} and "
+                         f"{labels.shape}.")
     if mask.shape != predictions.shape[:1] or not mask.any():
         raise ValueError(f"mask must be a non-empty bool array of shape {predictions.shape[:1]}, "
                          f"got {mask.shape} with {int(mask.sum())} points.")
-    return (predictions[mask] == np.asarray(labels)).all(0).mean(-1)
+    return (predictions[mask] == labels).all(0).mean(-1)
 
 
 def index(grid: Sequence[np.ndarray], point: Sequence) -> int:

@@ -24,7 +24,11 @@ def init(key: jax.Array, num_pixels: int = 784, num_outputs: int = 10, scale: fl
 def logits(params: Params, images: jax.Array) -> jax.Array:
     """Float square images `(..., H, H)` with H·H = num_pixels -> `(..., num_outputs)`; a single image
     `(H, H)` gives one row `(num_outputs,)`. Raises ValueError for any other shape (flat pixels
-    `(N, 784)` included: reshape them to `(N, 28, 28)`)."""
+    `(N, 784)` included: reshape them to `(N, 28, 28)`) and TypeError for integer pixels
+    (`data.to_float` converts them)."""
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise TypeError(f"The linear model takes float images in [0, 1], got {images.dtype}: convert uint8 pixels "
+                        "with data.to_float.")
     side = math.isqrt(params["w"].shape[0])
     if images.ndim < 2 or images.shape[-2:] != (side, side):
         raise ValueError(f"The linear model takes images (..., {side}, {side}), got shape {tuple(images.shape)}; "

@@ -141,12 +141,16 @@ class MultiTemplate(nn.Module):
 
 def from_flax(module: nn.Module, image_shape: tuple[int, int] = (28, 28)) -> Model:
     """A flax module over `(N, H, W, 1)` images as a `Model` over float images `(..., H, W)`
-    (a single `(H, W)` image gives one row of outputs); other shapes raise ValueError."""
+    (a single `(H, W)` image gives one row of outputs); other shapes raise ValueError, integer
+    pixels TypeError."""
 
     def init(key):
         return module.init(key, jnp.zeros((1, *image_shape, 1), jnp.float32))["params"]
 
     def logits(params, images):
+        if not jnp.issubdtype(images.dtype, jnp.floating):
+            raise TypeError(f"Models take float images in [0, 1], got {images.dtype}: convert uint8 pixels with "
+                            "data.to_float.")
         if images.ndim < 2 or tuple(images.shape[-2:]) != tuple(image_shape):
             raise ValueError(f"This model takes images (..., {image_shape[0]}, {image_shape[1]}), got shape "
                              f"{tuple(images.shape)}; reshape flat pixels with x.reshape(-1, {image_shape[0]}, "

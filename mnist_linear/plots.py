@@ -20,11 +20,11 @@ def templates(
     path: str | os.PathLike,
     title: str = "",
     columns: int | None = None,
-) -> None:
+) -> float:
     """A grid of templates `(K, H, W)`, diverging colormap centred at 0, one label each.
 
     The colour limit is the 99.5th percentile of the finite |values|; non-finite
-    weights are drawn blank and the title says how many there are.
+    weights are drawn blank and the title says how many there are. Returns the limit.
     """
     images = np.asarray(images, np.float64)
     columns = columns or len(images)
@@ -46,6 +46,7 @@ def templates(
         figure.suptitle(title)
     results.save_figure(figure, path)
     plt.close(figure)
+    return limit
 
 
 def heatmap(

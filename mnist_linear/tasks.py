@@ -46,6 +46,9 @@ class Task(NamedTuple):
 
 
 def _accuracy(classes: jax.Array, labels: jax.Array) -> jax.Array:
+    if classes.shape != labels.shape or classes.ndim != 1:
+        raise ValueError(f"accuracy takes predicted classes and labels of the same shape (N,), got "
+                         f"{tuple(classes.shape)} and {tuple(labels.shape)}.")
     return jnp.mean(classes == labels)
 
 

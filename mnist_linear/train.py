@@ -97,7 +97,7 @@ class TrainLog(NamedTuple):
     """What training reports per run (leading seed/grid axes under vmap); see `failures`."""
 
     loss: jax.Array  # (epochs,) mean training loss of each epoch
-    diverged: jax.Array  # () bool: a loss or parameter became inf or nan
+    non_finite: jax.Array  # () bool: a loss or parameter became inf or nan
 
 
 CHANCE_MARGIN = 0.99  # a final loss above 99% of the chance loss is no better than chance
@@ -116,15 +116,15 @@ def failures(log: TrainLog, chance_loss: float) -> np.ndarray:
     Failed runs are reported per seed and left out of every mean.
     """
     loss = np.asarray(log.loss, np.float64)
-    diverged = np.asarray(log.diverged)
+    non_finite = np.asarray(log.non_finite)
     first, final = loss[..., 0], loss[..., -1]
-    reasons = np.full(diverged.shape, "", dtype=object)
+    reasons = np.full(non_finite.shape, "", dtype=object)
     stuck = (final >= first) & (loss.shape[-1] > 1)
     reasons[stuck] = [f"final training loss {f:.3g} no better than its first epoch's {a:.3g}"
                       for a, f in zip(first[stuck], final[stuck])]
     chance = final > CHANCE_MARGIN * chance_loss
     reasons[chance] = [f"final training loss {f:.3g} no better than chance ({chance_loss:.3g})" for f in final[chance]]
-    reasons[diverged] = "loss or parameters became inf or nan"
+    reasons[non_finite] = "loss or parameters became inf or nan"
     return reasons.astype(str)
 
 

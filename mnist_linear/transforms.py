@@ -1,6 +1,7 @@
 """Every input map, one signature: `transform(images, *params) -> images`.
 
-`images` are float `(..., H, W)` (or uint8 where a map only moves pixels); the
+`images` are float `(..., H, W)` (uint8 too where a map only moves pixels:
+translate and permute_pixels); the
 parameters may be traced arrays, so one compiled program covers a whole grid of
 them under `vmap`. A map whose parameter differs per image is `each(transform)`.
 
@@ -70,6 +71,9 @@ def translate(images: jax.Array, dx, dy, fill: str = "zeros") -> jax.Array:
         raise ValueError(f"Unknown fill {fill!r}; choose one of {FILLS}.")
     height, width = images.shape[-2:]
     for offset, size, name in ((dx, width, "dx"), (dy, height, "dy")):
+        if not jnp.issubdtype(jnp.result_type(offset), jnp.integer):
+            raise TypeError(f"{name} must be an integer number of pixels, got {offset!r}; use affine() for "
+                            "sub-pixel shifts.")
         if not isinstance(offset, jax.core.Tracer):
             check_offsets(offset, size, name)
     moved = jnp.roll(images, (dy, dx), axis=(-2, -1))
@@ -111,8 +115,11 @@ def affine(images: jax.Array, matrix: jax.Array, offset=(0.0, 0.0)) -> jax.Array
     images: float `(..., H, W)`; matrix: `(2, 2)` acting on (x, y) offsets from the
     centre ((W - 1)/2, (H - 1)/2), in px; offset: (x, y) in px. Points outside
     the image read 0. The identity matrix with an integer offset (a, b) equals
-    `translate(images, -a, -b)`.
+    `translate(images, -a, -b)`. Raises TypeError for integer images.
     """
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise TypeError(f"Affine maps interpolate: they take float images in [0, 1], got {images.dtype} "
+                        "(data.to_float converts uint8 pixels).")
     height, width = images.shape[-2:]
     matrix = jnp.asarray(matrix, jnp.float32)
     cy, cx = (height - 1) / 2, (width - 1) / 2
@@ -135,7 +142,10 @@ def shear(images: jax.Array, degrees) -> jax.Array:
 
 
 def scale(images: jax.Array, factor) -> jax.Array:
-    """Zoom by `factor` about the centre (factor < 1 shrinks the digit); float `(..., H, W)`."""
+    """Zoom by `factor` about the centre (factor < 1 shrinks the digit); float `(..., H, W)`.
+    Raises ValueError for a concrete factor ≤ 0."""
+    if not isinstance(factor, jax.core.Tracer) and not np.all(np.asarray(factor) > 0):
+        raise ValueError(f"scale factor must be > 0, got {factor!r}.")
     inverse = 1 / jnp.asarray(factor, jnp.float32)
     return affine(images, jnp.array([[inverse, 0.0], [0.0, inverse]]))
 

@@ -103,7 +103,7 @@ def grid_search(
     score = np.where((failed != "").any(-1), -np.inf, val_score.mean(-1))
     if np.isneginf(score).all():
         raise FloatingPointError(
-            f"Every grid point failed (first: {failed.flat[0]}); if losses blew up, lower the learning rates "
+            f"Every grid point failed (e.g. {next(r for r in failed.flat if r)}); if losses blew up, lower the learning rates "
             "of the grid; if they stayed at chance, raise them or train longer."
         )
     i, j = np.unravel_index(np.argmax(score), score.shape)

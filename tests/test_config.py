@@ -57,11 +57,12 @@ def test_bad_values_are_refused_with_the_field_named(tmp_path, capsys, flags, me
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
 
 
-def test_out_must_be_a_writable_folder(tmp_path):
+def test_out_must_be_a_writable_folder(tmp_path, capsys):
     existing = tmp_path / "file"
     existing.write_text("")
-    with pytest.raises(ValueError, match="is a file"):
+    with pytest.raises(SystemExit):
         configs.parse(baseline.Config, "", ["--out", str(existing)])
+    assert "is a file; name a folder" in capsys.readouterr().err
 
 
 def test_templates_and_ladder_check_their_own_fields():

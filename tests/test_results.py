@@ -78,6 +78,10 @@ def test_import_rules_of_the_architecture():
     for name in ("linear", "models", "metrics", "transforms", "invariance"):
         banned = {"mnist_linear.train", "mnist_linear.tuning", "mnist_linear.experiment", "mnist_linear.evaluate"}
         assert not library[name] & banned, f"{name} imports {library[name] & banned}"
+    # A script imports the library, never another script; render.py loads them by name, on purpose.
+    for path in (ROOT / "experiments").glob("*.py"):
+        assert not any(i.startswith("experiments") for i in _imports(path)), f"{path.name} imports a script"
+    assert "importlib" in _imports(ROOT / "experiments" / "render.py")
     # And at run time: loading results, tables and plots loads no jax.
     code = "import sys, mnist_linear.results, mnist_linear.tables, mnist_linear.plots; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -31,7 +31,7 @@ def test_loss_falls_and_the_model_learns():
     images, labels = _subset(5000)
     params, log = _train_one(jax.random.key(0), images, labels, HPARAMS)
     chex.assert_shape(log.loss, (CONFIG.epochs,))
-    assert not log.diverged
+    assert not log.non_finite
     initial = metrics.cross_entropy(linear.logits(linear.init(jax.random.split(jax.random.key(0))[0]),
                                                   data.to_float(images)), labels)
     assert log.loss[0] < 0.8 * initial and log.loss[1] < log.loss[0]
@@ -98,9 +98,9 @@ def test_divergence_is_reported_not_hidden():
     config = train.TrainConfig(epochs=1, batch_size=100, schedule="constant")
     run = functools.partial(train.train, model=LINEAR, task=ONE_HOT, config=config)
     _, log = jax.jit(run)(jax.random.key(0), images, targets, train.Hyperparams(10.0, 0.0))
-    assert bool(log.diverged) and not np.isfinite(log.loss[-1])
+    assert bool(log.non_finite) and not np.isfinite(log.loss[-1])
     _, log = jax.jit(run)(jax.random.key(0), images, targets, train.Hyperparams(0.01, 0.0))
-    assert not bool(log.diverged) and np.isfinite(log.loss[-1])
+    assert not bool(log.non_finite) and np.isfinite(log.loss[-1])
 
 
 def test_grid_search_picks_on_validation():
@@ -134,7 +134,7 @@ def _least_squares_grid(learning_rates):
                               learning_rates=learning_rates, weight_decays=(0.0,))
 
 
-def test_grid_search_skips_diverged_points():
+def test_grid_search_skips_failed_points():
     with pytest.warns(UserWarning, match="edge of the grid"):
         grid = _least_squares_grid((0.01, 10.0))
     assert (grid.failed[1] == "loss or parameters became inf or nan").all() and (grid.failed[0] == "").all()
