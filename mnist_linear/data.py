@@ -116,7 +116,8 @@ def to_float(images: jnp.ndarray) -> jnp.ndarray:
 
 
 def split_validation(split: Split, num_validation: int = 10_000) -> tuple[Split, Split]:
-    """(train, validation): the last `num_validation` examples are held out."""
+    """(train, validation): the last `num_validation` examples are held out, arrays as given.
+    Raises ValueError unless 0 < num_validation < N."""
     if not 0 < num_validation < len(split.labels):
         raise ValueError(
             f"num_validation={num_validation} must be between 1 and {len(split.labels) - 1}."
@@ -252,7 +253,8 @@ def _download(source: Source, root: Path) -> Path:
 
 
 def find(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """The folder holding the four IDX files of `name`, downloading them if needed."""
+    """The folder holding the four IDX files of `name`, downloading them if needed. Raises ValueError
+    for an unknown name and DataError, listing where it looked, when the files cannot be had."""
     source = _source(name)
     roots = _candidate_roots(data_dir)
     for root in roots:
@@ -286,7 +288,9 @@ def load(
     files through a tensorflow-datasets builder prepared as array_record in
     `tfds_dir` (default: the cache), giving identical arrays; "tfds_official"
     reads tfds's own prepared dataset from `tfds_dir` (default: tfds's), in its
-    stored order and with no IDX checksums to verify.
+    stored order and with no IDX checksums to verify. Images uint8 `(N, 28, 28)`
+    (pixels 0–255), labels int32 `(N,)` in [0, 10). Raises ValueError for an unknown
+    name or source, DataError for missing or corrupt files (see `read_idx`).
     """
     spec = _source(name)
     if source not in ("idx", "tfds", "tfds_official"):

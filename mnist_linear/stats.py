@@ -39,5 +39,6 @@ def summarize(values, confidence: float = 0.95) -> Summary:
 
 
 def welch_t_test(a, b) -> float:
-    """Two-sided p-value of Welch's t-test that `a` and `b` have equal means."""
+    """Two-sided p-value of Welch's t-test that `a` and `b` `(n,)` have equal means (scipy's
+    `ttest_ind(equal_var=False)`); nan when either has fewer than 2 values."""
     return float(stats.ttest_ind(np.asarray(a), np.asarray(b), equal_var=False).pvalue)
