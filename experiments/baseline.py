@@ -71,14 +71,14 @@ def make_tables(written: dict) -> list[tables.Table]:
 
 def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
-    config, out, dataset, train_split = run.config, run.out, run.dataset, run.train_split
+    config, out, train_split, test = run.config, run.out, run.train_split, run.test_split
 
     grid = experiment.tune_linear(config, train_split)
     trained = experiment.train_models("linear", config, train_split, grid.best, models.LINEAR)
-    classes = evaluate.seed_outputs(trained.params, dataset.test.images, apply=linear.logits,
+    classes = evaluate.seed_outputs(trained.params, test.images, apply=linear.logits,
                                     reduce=tasks.CLASSIFICATION.reduce)
-    total = len(dataset.test.labels)
-    correct = (np.asarray(classes) == dataset.test.labels).sum(-1)
+    total = len(test.labels)
+    correct = (np.asarray(classes) == test.labels).sum(-1)
     records = results.seed_records(
         trained.failed, model="linear", test_correct=correct, test_total=total, test_accuracy=correct / total,
         final_train_loss=np.asarray(trained.log.loss[:, -1]))

@@ -63,7 +63,7 @@ def with_permuted_first_layer(model: models.Model, path: tuple[str, ...], permut
 
 def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
-    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
+    config, out, dataset, split, test = run.config, run.out, run.dataset, run.train_split, run.test_split
     # A stream apart from the models' seeds, which split key(seed) itself.
     permutation = jax.random.permutation(jax.random.fold_in(jax.random.key(config.seed), 3), data.IMAGE_SIZE ** 2)
     permute = functools.partial(transforms.permute_pixels, permutation=permutation)
@@ -80,11 +80,11 @@ def main(argv=None) -> dict:
             trained = experiment.train_models(f"{name}, {pixels}", config, split, hparams, run_model,
                                               transform=transform)
             timing[f"{name}, {pixels}"] = trained.timing
-            classes = np.asarray(evaluate.seed_outputs(trained.params, dataset.test.images, apply=run_model.logits,
+            classes = np.asarray(evaluate.seed_outputs(trained.params, test.images, apply=run_model.logits,
                                                        transform=transform, reduce=tasks.CLASSIFICATION.reduce))
             runs[pixels] = (trained.params, classes)
             records += results.seed_records(trained.failed, model=name, pixels=pixels,
-                                            test_accuracy=(classes == dataset.test.labels).mean(-1))
+                                            test_accuracy=(classes == test.labels).mean(-1))
         if name in FIRST_LAYER:
             (original, original_classes), (permuted, permuted_classes) = runs["original"], runs["permuted"]
             # Undo the permutation of the permuted run's first layer (axis 1: axis 0 is the seed).

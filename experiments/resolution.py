@@ -65,7 +65,7 @@ class Config(configs.TrainingConfig):
 
 def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
-    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
+    config, out, split, test = run.config, run.out, run.train_split, run.test_split
     recipe = experiment.tune_linear(config, split)
     timing, records = {}, []
     for factor in config.factors:
@@ -79,13 +79,13 @@ def main(argv=None) -> dict:
         ):
             trained = experiment.train_models(f"{name}, {size} px", config, split, hparams, model, transform=resize)
             timing[f"{name}, {size} px"] = trained.timing
-            classes = evaluate.seed_outputs(trained.params, dataset.test.images, apply=model.logits, transform=resize,
+            classes = evaluate.seed_outputs(trained.params, test.images, apply=model.logits, transform=resize,
                                             reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size)
             records += results.seed_records(
                 trained.failed, model=name, factor=factor, image_size=size,
                 parameters=models.parameter_count(experiment.first_seed(trained.params)),
                 learning_rate=hparams.learning_rate,
-                test_accuracy=(np.asarray(classes) == dataset.test.labels).mean(-1))
+                test_accuracy=(np.asarray(classes) == test.labels).mean(-1))
             print(f"{name} at {size} px: {timing[f'{name}, {size} px']['run_s']:.1f} s")
     out.mkdir(parents=True, exist_ok=True)
     return experiment.finish(

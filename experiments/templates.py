@@ -68,7 +68,7 @@ def template_usage(params, k: int, test: data.Split) -> np.ndarray:
 
 def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
-    config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
+    config, out, dataset, split, test = run.config, run.out, run.dataset, run.train_split, run.test_split
     recipe = experiment.tune_linear(config, split)
     timing, records, drawn = {}, [], None
     for reduce in REDUCTIONS:
@@ -79,12 +79,12 @@ def main(argv=None) -> dict:
             params = jax.device_get(trained.params)
             in_use = np.array([(template_usage(jax.tree.map(lambda p: p[s], params), k, dataset.test)
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
-            classes = evaluate.seed_outputs(trained.params, dataset.test.images, apply=model.logits,
+            classes = evaluate.seed_outputs(trained.params, test.images, apply=model.logits,
                                             reduce=tasks.CLASSIFICATION.reduce)
             records += results.seed_records(
                 trained.failed, model="templates", k=k, reduce=reduce,
                 parameters=models.parameter_count(experiment.first_seed(params)),
-                test_accuracy=(np.asarray(classes) == dataset.test.labels).mean(-1), templates_in_use=in_use)
+                test_accuracy=(np.asarray(classes) == test.labels).mean(-1), templates_in_use=in_use)
             if reduce == "logsumexp" and k == config.figure_k:
                 drawn = experiment.good_seed(params, trained.failed)
     out.mkdir(parents=True, exist_ok=True)

@@ -32,15 +32,17 @@ class Run(NamedTuple):
     preset: str
     dataset: data.Dataset
     train_split: data.Split  # on the device
+    test_split: data.Split  # images on the device, labels on the host (scores are counted there)
 
 
 def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
     """The first line of every experiment: flags checked (`config.parse`), the persistent compilation
-    cache on, the dataset loaded and verified, its training split on the device once."""
+    cache on, the dataset loaded and verified, its training split and test images on the device once."""
     config, out, preset = configs.parse(config_cls, doc, argv)
     use_compilation_cache()
     dataset = data.load(config.dataset, source=config.source)
-    return Run(config, out, preset, dataset, training_split(config, dataset))
+    test = data.Split(jnp.asarray(dataset.test.images), dataset.test.labels)
+    return Run(config, out, preset, dataset, training_split(config, dataset), test)
 
 
 def use_compilation_cache() -> Path | None:
