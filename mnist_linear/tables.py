@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mnist_linear import results
 from mnist_linear.stats import Summary, summarize
 
 # The title of each model of `models.NAMES` in tables and figures.
@@ -89,7 +90,7 @@ def mean_std_of(values, scale: float = 100.0, digits: int = 2) -> str:
 def failure_note(records: list[dict], title=lambda r: r["model"]) -> str:
     """'Failed runs, left out of every mean: … ' naming each (with a trailing space, to stand before the
     next sentence of a note), or '' when none failed."""
-    failed = [r for r in records if r.get("failed")]
+    failed = results.failed(records)
     if not failed:
         return ""
     seen = dict.fromkeys(f"{title(r)} seed {r['seed']} ({r['failed']})" for r in failed)
