@@ -4,7 +4,7 @@ Run:
     python -m experiments.locality --out results/locality                # the cpu preset (also gpu)
     python -m experiments.locality --out /tmp/quick --preset quick       # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 161 s; quick 28 s cold, 10 s
+Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 161 s; quick 20 s cold, 10 s
 with JAX's compilation cache warm.
 Expected (MNIST): the linear model and the MLP are unchanged (their permuted runs
 are the same computation with the inputs and first-layer rows permuted alike, so

@@ -5,7 +5,7 @@ Run:
     python -m experiments.translation --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.translation --out results/translation-gpu --preset gpu # the committed GPU tables
 
-Runtime (measured): cpu 444 s and quick 31 s cold, 17 s with JAX's compilation cache warm, on 2 CPU
+Runtime (measured): cpu 444 s and quick 29 s cold, 19 s with JAX's compilation cache warm, on 2 CPU
 cores (AMD EPYC); gpu 117 s on an NVIDIA H200 (before the evaluation became one program per model).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
 1 px, 61–66 % at 2 px along an axis, about 40 % at 2 px on the diagonal and 13–25 % at 4 px.

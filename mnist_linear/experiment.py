@@ -39,10 +39,31 @@ def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
     """The first line of every experiment: flags checked (`config.parse`), the persistent compilation
     cache on, the dataset loaded and verified, its training split and test images on the device once."""
     config, out, preset = configs.parse(config_cls, doc, argv)
+    if preset == "quick":
+        compile_quickly()
     use_compilation_cache()
     dataset = data.load(config.dataset, source=config.source)
     test = data.Split(jnp.asarray(dataset.test.images), dataset.test.labels)
     return Run(config, out, preset, dataset, training_split(config, dataset), test)
+
+
+QUICK_XLA_FLAG = "--xla_backend_optimization_level=1"
+
+
+def compile_quickly() -> bool:
+    """Adds `QUICK_XLA_FLAG` to `XLA_FLAGS` (the `quick` preset calls this): quick runs are compile-bound,
+    and LLVM at optimisation level 1 instead of XLA's default 2 compiles about twice as fast with the
+    same numbers (ladder's quick preset, cold, 2 CPU cores: 46 s -> 31 s, tables identical).
+    XLA reads the flags once, when JAX's backend starts: nothing is added after that (a test that has
+    already computed something), nor over a level the user set. `environment()` records `XLA_FLAGS`.
+    Returns whether it added the flag."""
+    from jax._src import xla_bridge  # no public way to ask whether the backend has started
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" in flags or xla_bridge.backends_are_initialized():
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {QUICK_XLA_FLAG}".strip()
+    return True
 
 
 def use_compilation_cache() -> Path | None:
@@ -122,8 +143,9 @@ def report_failures(name: str, log: train.TrainLog, chance_loss: float) -> np.nd
 
 
 def first_seed(params):
-    """The parameters of seed 0 from a pytree with a leading seed axis (for shapes and counts)."""
-    return jax.tree.map(lambda p: p[0], params)
+    """The parameters of seed 0 from a pytree with a leading seed axis (for shapes and counts), on the host:
+    slicing on the device would compile one small program per leaf shape."""
+    return jax.tree.map(lambda p: np.asarray(p)[0], params)
 
 
 def good_seed(params, failed: np.ndarray) -> tuple[int, Any] | None:
@@ -170,6 +192,7 @@ def environment() -> dict:
         "jax_default_prng_impl": jax.config.jax_default_prng_impl,
         "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "git_commit": commit,
         # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
         "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
