@@ -85,10 +85,16 @@ class DataError(RuntimeError):
 
 
 class Split(NamedTuple):
-    """One split of a dataset: uint8 images `(N, 28, 28)` (pixels 0–255) and int32 labels `(N,)` in [0, 10)."""
+    """One split of a dataset: uint8 images `(N, 28, 28)` (pixels 0–255) and int32 labels `(N,)` in [0, 10);
+    for regression also float `targets` `(N, T)` (see `regression`)."""
 
     images: np.ndarray  # (N, 28, 28) uint8
     labels: np.ndarray  # (N,) int32
+    targets: np.ndarray | None = None  # (N, T) float32, regression only
+
+    def take(self, index) -> "Split":
+        """The examples at `index` (a slice or index array) of every array."""
+        return Split(*(None if a is None else a[index] for a in self))
 
 
 class Dataset(NamedTuple):
@@ -123,10 +129,7 @@ def split_validation(split: Split, num_validation: int = 10_000) -> tuple[Split,
             f"num_validation={num_validation} must be between 1 and {len(split.labels) - 1}."
         )
     cut = len(split.labels) - num_validation
-    return (
-        Split(split.images[:cut], split.labels[:cut]),
-        Split(split.images[cut:], split.labels[cut:]),
-    )
+    return split.take(slice(None, cut)), split.take(slice(cut, None))
 
 
 def cache_dir() -> Path:

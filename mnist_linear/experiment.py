@@ -96,7 +96,7 @@ def tune_linear(config: configs.TrainingConfig, train_split: data.Split,
     fit, validation = data.split_validation(train_split, config.num_validation)
     grid = tuning.grid_search(
         jax.random.fold_in(jax.random.key(config.seed), 1),  # a stream apart from the final seeds
-        fit, validation, model=models.get("linear", outputs=task.num_outputs), task=task,
+        fit, validation, model=models.get("linear", train_split.images.shape[-1], task.num_outputs), task=task,
         config=config.train_config, learning_rates=config.learning_rates, weight_decays=config.weight_decays,
         seeds=config.tuning_seeds,
     )

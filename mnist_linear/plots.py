@@ -1,4 +1,4 @@
-"""Figures: templates and heatmaps, written atomically as PNG."""
+"""Figures: templates, heatmaps, points, lines and scatter plots, written atomically as PNG."""
 
 from __future__ import annotations
 
@@ -134,5 +134,30 @@ def lines(x: Sequence, series: dict, path: str | os.PathLike, *, x_label: str, y
     ax.legend()
     if title:
         ax.set_title(title)
+    results.save_figure(figure, path)
+    plt.close(figure)
+
+
+def scatter(panels: Sequence[dict], path: str | os.PathLike, title: str = "", max_points: int = 2000) -> None:
+    """Predicted against true, one panel per target, the identity line dashed.
+
+    Each panel: {"title", "units", "true": `(N,)`, "predicted": {name: `(N,)`}}; the first
+    `max_points` images are drawn (the same ones in every series).
+    """
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        true = np.asarray(panel["true"], np.float64)[:max_points]
+        for name, predicted in panel["predicted"].items():
+            ax.scatter(true, np.asarray(predicted, np.float64)[:max_points], s=3, alpha=0.35, label=name)
+        low, high = np.nanpercentile(true, [0.5, 99.5])
+        ax.plot([low, high], [low, high], "k--", linewidth=1)
+        ax.set_xlabel(f"true ({panel['units']})")
+        ax.set_ylabel(f"predicted ({panel['units']})")
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(markerscale=4, fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
     results.save_figure(figure, path)
     plt.close(figure)

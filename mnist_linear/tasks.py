@@ -85,13 +85,21 @@ CLASSIFICATION = Task(
 )
 
 
-def regression(name: str, targets: Callable[[data.Split], np.ndarray], num_targets: int) -> Task:
+def _split_targets(split: data.Split) -> np.ndarray:
+    if split.targets is None:
+        raise ValueError("This split has no regression targets; make them with a regression.Problem's make.")
+    return split.targets
+
+
+def regression(name: str, num_targets: int, targets: Callable[[data.Split], np.ndarray] = _split_targets) -> Task:
     """Mean squared error on `num_targets` outputs; scored by −MSE (higher is better); raw outputs kept.
 
-    targets: `data.Split -> float (N, num_targets)`. Raises ValueError unless num_targets ≥ 1.
+    targets: `data.Split -> float (N, num_targets)`; by default the split's own `targets`.
+    Raises ValueError unless num_targets ≥ 1.
     """
     if not isinstance(num_targets, int) or num_targets < 1:
         raise ValueError(f"num_targets must be an int ≥ 1, got {num_targets!r}.")
+
     def check_targets(y, num_examples=None) -> None:
         checks.targets(y, num_targets, num_examples)
 

@@ -14,7 +14,7 @@ from mnist_linear import data, evaluate, linear, metrics, models, tasks, train, 
 LINEAR = models.LINEAR
 CONFIG = train.TrainConfig(epochs=2, batch_size=100)
 HPARAMS = train.Hyperparams(jnp.float32(0.3), jnp.float32(0.0))
-ONE_HOT = tasks.regression("one-hot least squares", lambda split: np.eye(10, dtype=np.float32)[split.labels], 10)
+ONE_HOT = tasks.regression("one-hot least squares", 10, lambda split: np.eye(10, dtype=np.float32)[split.labels])
 
 
 def _subset(n, start=0):

@@ -1,0 +1,244 @@
+"""Regression with the classifier's pipeline: T linear outputs and mean squared error, three problems.
+
+Run:
+    python -m experiments.regression --out results/regression                     # the cpu preset
+    python -m experiments.regression --out results/regression-fashion --dataset fashion_mnist \\
+        --problems keypoint quality
+    python -m experiments.regression --out /tmp/quick --preset quick              # seconds, as the tests run it
+
+Runtime: see the measured numbers in README's regression section (results/regression*/results.json
+record each run's timing).
+
+For each problem of `regression.PROBLEMS` (keypoint: the (x, y) of a digit's centre of mass on a
+40 × 40 canvas; quality: a 0–10 score of known blur and noise; morphometry: Morpho-MNIST's stroke
+thickness and slant, MNIST only): targets standardised with training-split statistics; a
+predict-the-training-mean baseline; the linear regressor (its learning rate and weight decay tuned on
+a validation split, as the classifier's) and the small CNN (the fixed deep setting), `seeds` models
+each, vmapped; MAE, RMSE and R² on the test images in the targets' units. The shift-invariant
+problems (quality, morphometry) are also scored on test images shifted by up to `max_shift` px
+along each axis, through the same compiled grid sweep as the classifiers. Only the head (T outputs)
+and the loss (MSE) differ from the classifier: the loop, tuning and evaluation are the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnist_linear import config as configs
+from mnist_linear import data, evaluate, experiment, linear, models, plots, regression, results, tables, transforms
+
+field = configs.field
+
+MODELS = ("linear", "cnn_small")
+TITLES = {**tables.TITLES, "mean": "predict the training mean"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(configs.TrainingConfig):
+    problems: tuple[str, ...] = field(tuple(regression.PROBLEMS), "regression problems to run (regression.PROBLEMS)")
+    seeds: int = field(3, "models per problem and model (independent seeds, one vmapped program)")
+    epochs: int = field(5, "training epochs")
+    train_examples: int = field(20_000, "training images used (the first ones); 0: all")
+    test_examples: int = field(0, "test images scored (the first ones); 0: all 10,000")
+    learning_rates: tuple[float, ...] = field((0.003, 0.01, 0.03, 0.1), "the linear regressor's tuning grid of rates")
+    max_shift: int = field(3, "test-time shifts of 0..max_shift px along each axis (shift-invariant problems)")
+    cnn_eval_batch_size: int = field(500, "test images per evaluation step of the CNN")
+    # The classifiers' 0.05 kills the CNN's ReLUs under MSE (every seed stays at chance; measured).
+    deep_learning_rate: float = field(0.01, "learning rate of the small CNN (one fixed setting)")
+
+    PRESETS: ClassVar[dict] = {
+        "quick": {**configs.QUICK_TRAINING, "epochs": 3, "train_examples": 2000, "num_validation": 500,
+                  "test_examples": 1000, "learning_rates": (0.01, 0.03), "max_shift": 2},
+        "cpu": {},
+        "gpu": {"seeds": 10, "epochs": 15, "train_examples": 0},
+    }
+
+    def check(self) -> None:
+        super().check()
+        for name in self.problems:
+            configs._one_of("problems", name, tuple(regression.PROBLEMS))
+        if len(set(self.problems)) != len(self.problems):
+            raise ValueError(f"problems must not repeat, got {self.problems}.")
+        if "morphometry" in self.problems and self.dataset != "mnist":
+            raise ValueError("morphometry measures pen strokes (Morpho-MNIST), which only mnist has; pass "
+                             "--problems keypoint quality for other datasets.")
+        if not 0 <= self.test_examples <= 10_000:
+            raise ValueError(f"test_examples must be in [0, 10000], got {self.test_examples}.")
+        if not 0 <= self.max_shift < 10:
+            raise ValueError(f"max_shift must be in [0, 9] px, got {self.max_shift}.")
+        configs._at_least("cnn_eval_batch_size", self.cnn_eval_batch_size, 1)
+
+
+def shift_grid(max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shifts along each axis, (0, 0) once: (dx, dy), each int32 `(4·max_shift + 1,)`."""
+    d = np.arange(-max_shift, max_shift + 1)
+    d = d[d != 0]
+    dx = np.concatenate([[0], d, np.zeros_like(d)]).astype(np.int32)
+    dy = np.concatenate([[0], np.zeros_like(d), d]).astype(np.int32)
+    return dx, dy
+
+
+def score_records(problem: regression.Problem, model: str, predicted: np.ndarray, targets: np.ndarray,
+                  failed, **fields) -> list[dict]:
+    """One record per seed and target: MAE, RMSE, R² in the target's units. predicted `(S, N, T)`."""
+    scored = regression.scores(predicted, targets)
+    return [record | {"target": target, "units": units, **{k: float(v[s, t]) for k, v in scored.items()}}
+            for t, (target, units) in enumerate(zip(problem.target_names, problem.units))
+            for s, record in enumerate(results.seed_records(failed, kind="test", problem=problem.name,
+                                                            model=model, **fields))]
+
+
+def main(argv=None) -> dict:
+    run = experiment.start(Config, __doc__, argv)
+    config, out = run.config, run.out
+    n_test = config.test_examples or len(run.test_split.labels)
+    test_images = data.Split(run.test_split.images[:n_test], run.test_split.labels[:n_test])
+    grid = shift_grid(config.max_shift)
+    records, recipes, timing, standardisation = [], {}, {}, {}
+    for index, name in enumerate(config.problems):
+        problem = regression.PROBLEMS[name]
+        data_key = jax.random.fold_in(jax.random.key(config.seed), 100 + index)  # apart from the models' keys
+        train = problem.make(jax.random.fold_in(data_key, 0), run.train_split)
+        test = problem.make(jax.random.fold_in(data_key, 1), test_images)
+        targets = np.asarray(test.targets, np.float64)
+        scale = regression.Standardisation.of(train.targets)
+        standardisation[name] = {"mean": scale.mean.tolist(), "std": scale.std.tolist()}
+        fit = train._replace(targets=jnp.asarray(scale.apply(train.targets)))
+        size = fit.images.shape[-1]
+
+        records += score_records(problem, "mean", np.broadcast_to(scale.mean, (1, *targets.shape)), targets,
+                                 [""])
+        recipe = experiment.tune_linear(config, fit, problem.task)
+        recipes[name] = recipe.recipe()
+        predictions = {}
+        for model_name, hparams in (("linear", recipe.best), ("cnn_small", config.deep_hparams)):
+            model = models.get(model_name, size, problem.task.num_outputs)
+            trained = experiment.train_models(f"{name}: {model_name}", config, fit, hparams, model, problem.task)
+            timing[f"{name}: {model_name}"] = trained.timing
+            batch = {"batch_size": config.cnn_eval_batch_size} if model_name != "linear" else {}
+            outputs = evaluate.seed_outputs(trained.params, test.images, apply=model.logits,
+                                            reduce=problem.task.reduce, **batch)
+            predicted = scale.invert(outputs)
+            records += score_records(problem, model_name, predicted, targets, trained.failed)
+            drawn = experiment.good_seed(trained.params, trained.failed)
+            if drawn is not None:
+                predictions[model_name] = predicted[drawn[0]]
+                if model_name == "linear":
+                    plots.templates(linear.templates(drawn[1], (size, size)),
+                                    [f"{t} ({u})" for t, u in zip(problem.target_names, problem.units)],
+                                    out / f"templates-{name}.png",
+                                    title=f"The linear regressor's weights, {name} (seed {drawn[0]})")
+            if problem.shift_invariant:
+                shifted = evaluate.grid_outputs(
+                    trained.params, test.images, jax.device_put(grid), apply=model.logits,
+                    transform=transforms.translate, reduce=problem.task.reduce,
+                    points_at_once=None if model_name == "linear" else 1, **batch)
+                r2 = regression.scores(scale.invert(shifted), targets)["r2"]  # (P, S, T)
+                records += [{"kind": "shift", "problem": name, "model": model_name, "target": target,
+                             "seed": s, "dx": int(grid[0][p]), "dy": int(grid[1][p]), "r2": float(r2[p, s, t]),
+                             "failed": trained.failed[s] or None}
+                            for p in range(len(grid[0])) for s in range(config.seeds)
+                            for t, target in enumerate(problem.target_names)]
+        if predictions:
+            plots.scatter([{"title": f"{name}: {target}", "units": units, "true": targets[:, t],
+                            "predicted": {TITLES[m]: p[:, t] for m, p in predictions.items()}}
+                           for t, (target, units) in enumerate(zip(problem.target_names, problem.units))],
+                          out / f"scatter-{name}.png", title=f"{name} on {config.dataset}: test images")
+
+    return experiment.finish(
+        run, experiment="regression", make_tables=make_tables, write_figures=write_figures, records=records,
+        group=("problem", "model"), linear_recipe=recipes, standardisation=standardisation, timing=timing,
+        summary={"train_examples": len(run.train_split.labels), "test_examples": n_test})
+
+
+def _cell(values: np.ndarray, digits: str = ".3g") -> str:
+    if not values.size:
+        return tables.EVERY_RUN_FAILED
+    if values.size == 1:
+        return f"{values[0]:{digits}}"
+    return f"{values.mean():{digits}} ± {values.std(ddof=1):.2g}"
+
+
+def _title(record: dict) -> str:
+    return f"{record['problem']}: {TITLES[record['model']]}"
+
+
+def _rows(records: list[dict]):
+    """(problem, target, units, model) in the order first recorded."""
+    return dict.fromkeys((r["problem"], r["target"], r["units"], r["model"]) for r in records)
+
+
+def make_tables(written: dict) -> list[tables.Table]:
+    """The scores table and the shift table, from the contents of results.json alone."""
+    config, records = written["config"], written["records"]
+    tested = results.select(records, kind="test")
+    rows = []
+    for problem, target, units, model in _rows(tested):
+        mine = dict(problem=problem, target=target, model=model)
+        rows.append((problem, f"{target} ({units})", TITLES[model],
+                     *(_cell(results.per_seed(tested, key, **mine)) for key in ("mae", "rmse")),
+                     _cell(results.per_seed(tested, "r2", **mine), ".3f")))
+    recipes = "; ".join(f"{name}: rate {r['learning_rate']:g}, decay {r['weight_decay']:g}"
+                        + (" (on the grid's edge)" if r["on_edge"] else "")
+                        for name, r in written["linear_recipe"].items())
+    summary = written["summary"]
+    score_table = tables.Table(
+        caption=f"Regression on {config['dataset']}: {summary['test_examples']:,} test images, mean ± std over "
+                f"{config['seeds']} seeds, in each target's units.",
+        header=("problem", "target (units)", "model", "MAE", "RMSE", "R²"),
+        rows=tuple(rows),
+        notes=(f"Trained on {summary['train_examples']:,} images with standardised targets (training-split mean "
+               f"and std), {config['epochs']} epochs of SGD (momentum {config['momentum']}, batch "
+               f"{config['batch_size']}, {config['schedule']} schedule), loss MSE. The linear regressor's rate and "
+               f"decay were tuned on the last {config['num_validation']:,} training images over rates "
+               f"{tuple(config['learning_rates'])} × decays {tuple(config['weight_decays'])} ({recipes}); the "
+               f"small CNN: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
+               "R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over the test images (0: the test mean). Keypoint: the centre of "
+               "mass of a digit at a random place on a 40 × 40 canvas; quality: 10 · (1 − (σ/2 px + s/0.4) / 2) "
+               "for a Gaussian blur σ and noise std s; morphometry: thickness and slant as Morpho-MNIST (Castro "
+               f"et al. 2019) measures them. {tables.failure_note(tested, _title)}"
+               f"Ran on {tables.machine(written['environment'])}.",))
+    shifted = results.select(records, kind="shift")
+    if not shifted:
+        return [score_table]
+    distances = range(config["max_shift"] + 1)
+    shift_rows = []
+    for problem, target, _, model in _rows(results.select(tested, where=lambda r: r["model"] != "mean")):
+        mine = dict(problem=problem, target=target, model=model)
+        if not results.select(shifted, **mine):
+            continue
+        shift_rows.append((problem, target, TITLES[model], *(
+            _cell(results.per_seed(shifted, "r2", where=lambda r, d=d: max(abs(r["dx"]), abs(r["dy"])) == d, **mine),
+                  ".3f") for d in distances)))
+    shift_table = tables.Table(
+        caption=f"R² under test-time shifts on {config['dataset']}: the digit moved d px along an axis (the mean "
+                "over the four directions), mean ± std over seeds. The targets do not change with the shift.",
+        header=("problem", "target", "model", *(f"d = {d} px" for d in distances)),
+        rows=tuple(shift_rows),
+        notes=("Every shifted test image through one compiled sweep per model (evaluate.grid_outputs), zero fill. "
+               f"{tables.failure_note(shifted, _title)}".rstrip(),))
+    return [score_table, shift_table]
+
+
+def write_figures(written: dict, out) -> None:
+    shifted = results.select(written["records"], kind="shift")
+    if not shifted:
+        return
+    distances = list(range(written["config"]["max_shift"] + 1))
+    series = {}
+    for problem, target, model in dict.fromkeys((r["problem"], r["target"], r["model"]) for r in shifted):
+        series[f"{problem}: {target}, {TITLES[model]}"] = [
+            np.mean(results.per_seed(shifted, "r2", where=lambda r, d=d: max(abs(r["dx"]), abs(r["dy"])) == d,
+                                     problem=problem, target=target, model=model)) for d in distances]
+    plots.lines(distances, series, out / "shift.png", x_label="shift along an axis (px)", y_label="test R²",
+                title="Regressors under test-time shifts")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
