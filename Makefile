@@ -29,6 +29,8 @@ results: baseline
 	$(RUN).locality --out results/locality --preset cpu
 	$(RUN).templates --out results/templates --preset cpu
 	$(RUN).resolution --out results/resolution --preset cpu
+	$(RUN).regression --out results/regression --preset cpu
+	$(RUN).regression --out results/regression-fashion --preset cpu --dataset fashion_mnist --problems keypoint quality
 	$(RUN).readme README.md
 
 results-gpu: $(VENV)/installed

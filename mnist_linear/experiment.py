@@ -154,7 +154,7 @@ def good_seed(params, failed: np.ndarray) -> tuple[int, Any] | None:
     ok = np.flatnonzero(np.asarray(failed) == "")
     if not ok.size:
         return None
-    return int(ok[0]), jax.tree.map(lambda p: np.asarray(p[ok[0]]), params)
+    return int(ok[0]), jax.tree.map(lambda p: np.asarray(p)[ok[0]], params)  # sliced on the host, as first_seed
 
 
 def compile_and_run(jitted, *args, **kwargs):

@@ -59,8 +59,8 @@ def centre_of_mass(images: jax.Array) -> jax.Array:
     images `(..., H, W)`, uint8 or float -> float32 `(..., 2)` as (x, y), in px. nan for a blank image."""
     x = jnp.asarray(images, jnp.float32)
     mass = x.sum(axis=(-2, -1))
-    cx = (x.sum(axis=-2) * jnp.arange(x.shape[-1])).sum(-1) / mass
-    cy = (x.sum(axis=-1) * jnp.arange(x.shape[-2])).sum(-1) / mass
+    cx = x.sum(axis=-2) @ jnp.arange(x.shape[-1], dtype=jnp.float32) / mass
+    cy = x.sum(axis=-1) @ jnp.arange(x.shape[-2], dtype=jnp.float32) / mass
     return jnp.stack([cx, cy], axis=-1)
 
 
@@ -118,11 +118,17 @@ def gaussian_blur(images: jax.Array, sigma: jax.Array) -> jax.Array:
     normalised over that span: `scipy.ndimage.gaussian_filter(mode="constant", truncate=(H-1)/sigma)`."""
     sigma = jnp.asarray(sigma, jnp.float32)[..., None, None]
 
+    safe = jnp.maximum(sigma, 1e-3)  # σ → 0: the kernel becomes the identity
+
     def matrix(n):
-        offsets = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]
-        span = jnp.arange(-(n - 1), n)
-        safe = jnp.maximum(sigma, 1e-3)  # σ → 0: the kernel becomes the identity
-        return jnp.exp(-0.5 * (offsets / safe) ** 2) / jnp.exp(-0.5 * (span / safe) ** 2).sum(-1, keepdims=True)
+        offsets = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]  # (n, n)
+        shape = (*safe.shape[:-2], n, n)
+        kernel = jnp.exp(-0.5 * (jnp.broadcast_to(offsets, shape) / jnp.broadcast_to(safe, shape)) ** 2)
+        span = jnp.arange(-(n - 1), n, dtype=jnp.float32)  # every offset the kernel can take, to normalise it
+        spans = (*safe.shape[:-2], 2 * n - 1)
+        total = jnp.exp(-0.5 * (jnp.broadcast_to(span, spans) / jnp.broadcast_to(safe[..., 0], spans)) ** 2)
+        total = total.sum(-1)[..., None, None]
+        return kernel / jnp.broadcast_to(total, shape)
 
     height, width = images.shape[-2:]
     return matrix(height) @ images @ jnp.swapaxes(matrix(width), -1, -2)
@@ -136,7 +142,9 @@ def quality_score(blur, noise, max_blur: float = MAX_BLUR, max_noise: float = MA
 
 
 @jax.jit
-def _degrade(key, images, blur, noise):
+def degrade(key: jax.Array, images: jax.Array, blur: jax.Array, noise: jax.Array) -> jax.Array:
+    """`images` `(N, H, W)` (uint8 or floats in [0, 1]) blurred by `blur` px (`gaussian_blur`), plus
+    Gaussian noise of std `noise` (intensity units), both `(N,)`; clipped and quantised: uint8 `(N, H, W)`."""
     x = gaussian_blur(data.to_float(images), blur)
     x = x + noise[:, None, None] * jax.random.normal(key, x.shape)
     return jnp.round(255.0 * jnp.clip(x, 0.0, 1.0)).astype(jnp.uint8)
@@ -154,7 +162,7 @@ def quality(key: jax.Array, split: data.Split, max_blur: float = MAX_BLUR, max_n
     n = images.shape[0]
     blur = max_blur * jax.random.uniform(k_blur, (n,))
     noise = max_noise * jax.random.uniform(k_noise, (n,))
-    degraded = jnp.concatenate([_degrade(jax.random.fold_in(k_pixels, i), images[i:i + 10_000], blur[i:i + 10_000],
+    degraded = jnp.concatenate([degrade(jax.random.fold_in(k_pixels, i), images[i:i + 10_000], blur[i:i + 10_000],
                                          noise[i:i + 10_000]) for i in range(0, n, 10_000)])  # bounded memory
     return data.Split(degraded, split.labels, quality_score(blur, noise, max_blur, max_noise)[:, None])
 
@@ -233,8 +241,11 @@ class Standardisation(NamedTuple):
     @classmethod
     def of(cls, targets) -> "Standardisation":
         """From training targets `(N, T)`; raises ValueError for a constant target (nothing to learn)."""
+        if len(np.shape(targets)) != 2:
+            raise ValueError(f"Targets must be (N, T), got shape {np.shape(targets)}; a single target is a column: "
+                             "y[:, None].")
+        checks.targets(targets, np.shape(targets)[1])
         y = np.asarray(targets, np.float64)
-        checks.targets(y, y.shape[-1] if y.ndim == 2 else 0)
         std = y.std(axis=0)
         if not (std > 0).all():
             raise ValueError(f"Target {np.flatnonzero(std == 0).tolist()} is constant over the training split.")

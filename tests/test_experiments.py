@@ -11,8 +11,8 @@ import scipy.stats
 from realdata import mnist
 from test_transforms import _np_translate
 
-from experiments import baseline, ladder, locality, resolution, templates, translation
-from mnist_linear import data, results, transforms
+from experiments import baseline, ladder, locality, regression, resolution, templates, translation
+from mnist_linear import data, regression as problems, results, transforms
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +197,50 @@ def test_resolution_quick(tmp_path):
     linear_56 = [r["test_accuracy"] for r in written["records"] if r["model"] == "linear" and r["image_size"] == 56]
     assert np.mean(linear_56) > 0.8
     _tables_match(out, resolution.make_tables(written))
+
+
+def test_regression_quick(tmp_path):
+    out = tmp_path / "regression"
+    written = regression.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["results.json", "scatter-keypoint.png", "scatter-morphometry.png", "scatter-quality.png",
+                             "shift.png", "table.md", "table.tex", "templates-keypoint.png",
+                             "templates-morphometry.png", "templates-quality.png"]
+    records, config = written["records"], written["config"]
+    tested = [r for r in records if r["kind"] == "test"]
+    assert {(r["problem"], r["target"]) for r in tested} == {
+        ("keypoint", "x"), ("keypoint", "y"), ("quality", "score"), ("morphometry", "thickness"),
+        ("morphometry", "slant")}
+    # The mean predictor's scores, recomputed from the targets (the same key makes the same test set).
+    test = data.load("mnist").test
+    test = data.Split(test.images[: config["test_examples"]], test.labels[: config["test_examples"]])
+    made = problems.keypoints(jax.random.fold_in(jax.random.fold_in(jax.random.key(0), 100), 1), test)
+    y = np.asarray(made.targets, np.float64)
+    mean = np.array(written["standardisation"]["keypoint"]["mean"])
+    for t, target in enumerate("xy"):
+        record = next(r for r in tested if r["model"] == "mean" and r["problem"] == "keypoint" and r["target"] == target)
+        assert np.isclose(record["mae"], np.abs(y[:, t] - mean[t]).mean())
+        assert np.isclose(record["r2"], 1 - ((y[:, t] - mean[t]) ** 2).sum() / ((y[:, t] - y[:, t].mean()) ** 2).sum())
+    # Learning from the images beats the mean on every target, for the linear regressor.
+    for problem, target in {(r["problem"], r["target"]) for r in tested}:
+        r2 = lambda model: np.mean([r["r2"] for r in tested if (r["problem"], r["target"], r["model"]) ==  # noqa: E731
+                                    (problem, target, model) and not r["failed"]])
+        assert r2("linear") > r2("mean") + 0.3, (problem, target)
+    shifted = [r for r in records if r["kind"] == "shift"]
+    assert {r["problem"] for r in shifted} == {"quality", "morphometry"}
+    assert {(r["dx"], r["dy"]) for r in shifted} == {(d, 0) for d in range(-2, 3)} | {(0, d) for d in range(-2, 3)}
+    at_zero = {(r["problem"], r["target"], r["model"], r["seed"]): r["r2"] for r in shifted if r["dx"] == r["dy"] == 0}
+    for r in tested:  # the unshifted point of the grid sweep is the test set's score
+        if (r["problem"], r["target"], r["model"], r["seed"]) in at_zero:
+            assert np.isclose(at_zero[(r["problem"], r["target"], r["model"], r["seed"])], r["r2"], atol=1e-5)
+    for problem, target in {(r["problem"], r["target"]) for r in shifted}:  # a shifted digit fools the linear model
+        r2 = lambda d: np.mean([r["r2"] for r in shifted if (r["problem"], r["target"], r["model"]) ==  # noqa: E731
+                                (problem, target, "linear") and max(abs(r["dx"]), abs(r["dy"])) == d])
+        assert r2(2) < r2(0), (problem, target)
+    _tables_match(out, regression.make_tables(written))
+
+
+def test_regression_refuses_morphometry_without_strokes(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        regression.main(["--out", str(tmp_path / "r"), "--quick", "--dataset", "fashion_mnist"])
+    assert "--problems keypoint quality" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
