@@ -28,6 +28,7 @@ and the loss (MSE) differ from the classifier: the loop, tuning and evaluation a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from typing import ClassVar
 
@@ -40,8 +41,8 @@ from mnist_linear import data, evaluate, experiment, linear, models, plots, regr
 
 field = configs.field
 
-MODELS = ("linear", "cnn_small")
 TITLES = {**tables.TITLES, "mean": "predict the training mean"}
+SHIFTS = {fill: functools.partial(transforms.translate, fill=fill) for fill in transforms.FILLS}  # made once: jit keys on them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,9 +110,10 @@ def main(argv=None) -> dict:
     test_images = data.Split(run.test_split.images[:n_test], run.test_split.labels[:n_test])
     grid = shift_grid(config.max_shift)
     records, recipes, timing, standardisation = [], {}, {}, {}
-    for index, name in enumerate(config.problems):
+    for name in config.problems:
         problem = regression.PROBLEMS[name]
-        data_key = jax.random.fold_in(jax.random.key(config.seed), 100 + index)  # apart from the models' keys
+        # A stream apart from the models' keys, fixed per problem whichever others run beside it.
+        data_key = jax.random.fold_in(jax.random.key(config.seed), 100 + list(regression.PROBLEMS).index(name))
         train = problem.make(jax.random.fold_in(data_key, 0), run.train_split)
         test = problem.make(jax.random.fold_in(data_key, 1), test_images)
         targets = np.asarray(test.targets, np.float64)
@@ -130,14 +132,15 @@ def main(argv=None) -> dict:
             trained = experiment.train_models(f"{name}: {model_name}", config, fit, hparams, model, problem.task)
             timing[f"{name}: {model_name}"] = trained.timing
             batch = {"batch_size": config.cnn_eval_batch_size} if model_name != "linear" else {}
-            if problem.shift_invariant:  # one sweep over the shift grid; its first point, (0, 0), is the test set
+            if problem.shift_fill:  # one sweep over the shift grid; its first point, (0, 0), is the test set
                 shifted = scale.invert(evaluate.grid_outputs(
                     trained.params, test.images, jax.device_put(grid), apply=model.logits,
-                    transform=transforms.translate, reduce=problem.task.reduce,
+                    transform=SHIFTS[problem.shift_fill], reduce=problem.task.reduce,
                     points_at_once=None if model_name == "linear" else 1, **batch))  # (P, S, N, T)
                 predicted = shifted[0]
                 r2 = regression.scores(shifted, targets)["r2"]  # (P, S, T)
                 records += [{"kind": "shift", "problem": name, "model": model_name, "target": target,
+                             "fill": problem.shift_fill,
                              "seed": s, "dx": int(grid[0][p]), "dy": int(grid[1][p]), "r2": float(r2[p, s, t]),
                              "failed": trained.failed[s] or None}
                             for p in range(len(grid[0])) for s in range(config.seeds)
@@ -150,10 +153,10 @@ def main(argv=None) -> dict:
             if drawn is not None:
                 predictions[model_name] = predicted[drawn[0]]
                 if model_name == "linear":
-                    plots.templates(linear.templates(drawn[1], (size, size)),
-                                    [f"{t} ({u})" for t, u in zip(problem.target_names, problem.units)],
+                    plots.templates(linear.templates(drawn[1], (size, size)), problem.target_names,
                                     out / f"templates-{name}.png",
-                                    title=f"The linear regressor's weights, {name} (seed {drawn[0]})")
+                                    title=f"The linear regressor's weights, {name} (seed {drawn[0]}): standardised "
+                                          "target per unit of intensity")
         if predictions:
             plots.scatter([{"title": f"{name}: {target}", "units": units, "true": targets[:, t],
                             "predicted": {TITLES[m]: p[:, t] for m, p in predictions.items()}}
@@ -163,7 +166,8 @@ def main(argv=None) -> dict:
     return experiment.finish(
         run, experiment="regression", make_tables=make_tables, write_figures=write_figures, records=records,
         group=("problem", "model"), linear_recipe=recipes, standardisation=standardisation, timing=timing,
-        summary={"train_examples": len(run.train_split.labels), "test_examples": n_test})
+        summary={"train_examples": len(run.train_split.labels), "test_examples": n_test},
+        settings={"canvas": regression.CANVAS, "max_blur": regression.MAX_BLUR, "max_noise": regression.MAX_NOISE})
 
 
 def _cell(values: np.ndarray, decimals: int | None = None) -> str:
@@ -199,22 +203,28 @@ def make_tables(written: dict) -> list[tables.Table]:
     recipes = "; ".join(f"{name}: rate {r['learning_rate']:g}, decay {r['weight_decay']:g}"
                         + (" (on the grid's edge)" if r["on_edge"] else "")
                         for name, r in written["linear_recipe"].items())
-    summary = written["summary"]
+    summary, settings = written["summary"], written["settings"]
+    described = {
+        "keypoint": f"keypoint: the centre of mass of a digit at a random place on a {settings['canvas']} × "
+                    f"{settings['canvas']} canvas",
+        "quality": f"quality: 10 · (1 − (σ/{settings['max_blur']:g} px + s/{settings['max_noise']:g}) / 2) for a "
+                   "Gaussian blur σ and noise std s",
+        "morphometry": "morphometry: thickness and slant as Morpho-MNIST (Castro et al. 2019) measures them",
+    }
+    problems = "; ".join(described[name] for name in config["problems"])
     score_table = tables.Table(
         caption=f"Regression on {config['dataset']}: {summary['test_examples']:,} test images, mean ± std over "
                 f"{config['seeds']} seeds, in each target's units.",
         header=("problem", "target (units)", "model", "MAE", "RMSE", "R²"),
         rows=tuple(rows),
-        notes=(f"Trained on {summary['train_examples']:,} images with standardised targets (training-split mean "
-               f"and std), {config['epochs']} epochs of SGD (momentum {config['momentum']}, batch "
-               f"{config['batch_size']}, {config['schedule']} schedule), loss MSE. The linear regressor's rate and "
-               f"decay were tuned on the last {config['num_validation']:,} training images over rates "
-               f"{tuple(config['learning_rates'])} × decays {tuple(config['weight_decays'])} ({recipes}); the "
-               f"small CNN: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
-               "R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over the test images (0: the test mean). Keypoint: the centre of "
-               "mass of a digit at a random place on a 40 × 40 canvas; quality: 10 · (1 − (σ/2 px + s/0.4) / 2) "
-               "for a Gaussian blur σ and noise std s; morphometry: thickness and slant as Morpho-MNIST (Castro "
-               f"et al. 2019) measures them. {tables.failure_note(tested, _title)}"
+        notes=(f"Trained on {summary['train_examples']:,} images with standardised targets (mean and std over all "
+               f"of them, the validation rows included), {config['epochs']} epochs of SGD (momentum "
+               f"{config['momentum']}, batch {config['batch_size']}, {config['schedule']} schedule), loss MSE. The "
+               f"linear regressor's rate and decay were tuned on the last {config['num_validation']:,} training "
+               f"images over rates {tuple(config['learning_rates'])} × decays {tuple(config['weight_decays'])} "
+               f"({recipes}); the small CNN: rate {config['deep_learning_rate']:g}, decay "
+               f"{config['deep_weight_decay']:g}. R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over the test images (0: the "
+               f"test mean). {problems[0].upper()}{problems[1:]}. {tables.failure_note(tested, _title)}"
                f"Ran on {tables.machine(written['environment'])}.",))
     shifted = results.select(records, kind="shift")
     if not shifted:
@@ -229,11 +239,13 @@ def make_tables(written: dict) -> list[tables.Table]:
             _cell(results.per_seed(shifted, "r2", where=lambda r, d=d: max(abs(r["dx"]), abs(r["dy"])) == d, **mine),
                   3) for d in distances)))
     shift_table = tables.Table(
-        caption=f"R² under test-time shifts on {config['dataset']}: the digit moved d px along an axis (the mean "
+        caption=f"R² under test-time shifts on {config['dataset']}: the image shifted d px along an axis (the mean "
                 "over the four directions), mean ± std over seeds. The targets do not change with the shift.",
         header=("problem", "target", "model", *(f"d = {d} px" for d in distances)),
         rows=tuple(shift_rows),
-        notes=("Every shifted test image through one compiled sweep per model (evaluate.grid_outputs), zero fill. "
+        notes=("Every shifted test image through one compiled sweep per model (evaluate.grid_outputs). Quality: a "
+               "circular shift (wrap fill), so a degraded image keeps all of its noise; morphometry: zero fill, so no "
+               "ink is carried round into a new stroke (regression.Problem.shift_fill). "
                f"{tables.failure_note(shifted, _title)}".rstrip(),))
     return [score_table, shift_table]
 

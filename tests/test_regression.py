@@ -122,7 +122,10 @@ def test_more_blur_or_noise_never_raises_the_score_and_degrades_the_image():
 def test_quality_is_deterministic_and_keeps_a_target_axis():
     split = _digits(300)
     a, b = regression.quality(jax.random.key(1), split), regression.quality(jax.random.key(1), split)
+    c = regression.quality(jax.random.key(2), split)
     np.testing.assert_array_equal(np.asarray(a.images), np.asarray(b.images))
+    np.testing.assert_array_equal(np.asarray(a.targets), np.asarray(b.targets))
+    assert not np.array_equal(np.asarray(a.targets), np.asarray(c.targets))
     chex.assert_shape(a.targets, (300, 1))
     assert a.images.dtype == jnp.uint8
     t = np.asarray(a.targets)
@@ -169,6 +172,13 @@ def test_thickness_agrees_with_the_papers_medial_axis_on_real_digits():
     assert abs(ours.mean() - papers.mean()) < 0.05
     assert np.abs(ours - papers).mean() < 0.1
     assert scipy.stats.pearsonr(ours, papers)[0] > 0.98
+
+
+def test_measure_refuses_what_it_cannot_measure():
+    with pytest.raises(TypeError, match="uint8"):
+        regression.measure(_digits(1).images[0].astype(np.float32) / 255)
+    with pytest.raises(ValueError, match="blank"):
+        regression.measure(np.zeros((28, 28), np.uint8))
 
 
 def test_morphometry_is_cached_by_the_images(tmp_path, monkeypatch):
