@@ -6,13 +6,14 @@ Run:
         --problems keypoint quality
     python -m experiments.regression --out /tmp/quick --preset quick              # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu 5.0 min on MNIST (plus 45 s the first time, measuring
-the thickness and slant of 30,000 digits, then cached), 3.5 min on Fashion-MNIST (keypoint, quality);
-quick 33 s cold (plus 5 s measuring its 3,000 digits the first time), 18 s with JAX's compilation
-cache warm.
+Runtime (2 CPU cores, AMD EPYC, measured): cpu 4.8 min on MNIST (including about 40 s, the first time
+only, to measure the thickness and slant of 30,000 digits, then cached), 2.8 min on Fashion-MNIST
+(keypoint, quality); quick 33 s cold (plus 5 s measuring its 3,000 digits the first time), 18 s with
+JAX's compilation cache warm.
 Expected (MNIST, cpu preset, R² on all 10,000 test images): keypoint linear 0.92 (x) / 0.91 (y),
 small CNN 0.99; quality linear 0.60, CNN 0.93; thickness linear 0.77, CNN 0.96; slant linear 0.91,
-CNN 0.98. Shifted 3 px, the linear quality regressor keeps R² 0.09 and the CNN 0.90.
+CNN 0.98. Shifted 3 px, the linear quality regressor falls to R² −0.12 (worse than predicting the
+mean) while the CNN keeps 0.90.
 
 For each problem of `regression.PROBLEMS` (keypoint: the (x, y) of a digit's centre of mass on a
 40 × 40 canvas; quality: a 0–10 score of known blur and noise; morphometry: Morpho-MNIST's stroke
