@@ -47,6 +47,14 @@ def grid_accuracy(predictions: np.ndarray, labels: np.ndarray, mask: np.ndarray)
     return (predictions[mask] == labels).all(0).mean(-1)
 
 
+def worst_of(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Worst-of-k accuracy (Engstrom et al. 2019): an image counts only if it is classified correctly
+    under every one of the K transforms drawn for it: classes `(K, S, N)`, labels `(N,)` -> `(S,)`.
+    With K = every point of a grid it is that grid's `grid_accuracy`."""
+    predictions = np.asarray(predictions)
+    return grid_accuracy(predictions, labels, np.ones(predictions.shape[:1], bool))
+
+
 def index(grid: Sequence[np.ndarray], point: Sequence) -> int:
     """The index of `point` in a grid given as parameter arrays `(P,)` each; ValueError if absent or repeated."""
     (hits,) = np.nonzero(np.logical_and.reduce([np.asarray(g) == v for g, v in zip(grid, point)]))

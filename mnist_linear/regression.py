@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import checks, data, results, tasks
+from mnist_linear import checks, data, results, tasks, transforms
 
 CANVAS = 40  # affNIST's canvas, px
 MAX_BLUR = 2.0  # the largest Gaussian blur σ, px
@@ -58,16 +58,6 @@ class Problem(NamedTuple):
 # --- keypoint ---------------------------------------------------------------------------------
 
 
-def centre_of_mass(images: jax.Array) -> jax.Array:
-    """Intensity-weighted mean pixel position (x: column, y: row; pixel centres at integers):
-    images `(..., H, W)`, uint8 or float -> float32 `(..., 2)` as (x, y), in px. nan for a blank image."""
-    x = jnp.asarray(images, jnp.float32)
-    mass = x.sum(axis=(-2, -1))
-    cx = x.sum(axis=-2) @ jnp.arange(x.shape[-1], dtype=jnp.float32) / mass
-    cy = x.sum(axis=-1) @ jnp.arange(x.shape[-2], dtype=jnp.float32) / mass
-    return jnp.stack([cx, cy], axis=-1)
-
-
 @functools.partial(jax.jit, static_argnames="canvas")
 def _paste(images, dx, dy, canvas):
     def one(image, x, y):
@@ -94,8 +84,8 @@ def paste(images: jax.Array, dx, dy, canvas: int = CANVAS) -> jax.Array:
 
 def keypoints(key: jax.Array, split: data.Split, canvas: int = CANVAS) -> data.Split:
     """Digits pasted at uniform random integer offsets on a blank canvas (`paste`), with targets the
-    (x, y) of each digit's centre of mass in canvas pixels: images uint8 `(N, canvas, canvas)`, targets
-    float32 `(N, 2)`. Raises ValueError for a blank image (it has no centre of mass)."""
+    (x, y) of each digit's centre of mass in canvas pixels (`transforms.centre_of_mass`): images uint8
+    `(N, canvas, canvas)`, targets float32 `(N, 2)`. Raises ValueError for a blank image (it has no centre of mass)."""
     images = jnp.asarray(split.images)
     checks.images(images)
     _no_blank(images)
@@ -104,7 +94,7 @@ def keypoints(key: jax.Array, split: data.Split, canvas: int = CANVAS) -> data.S
     dx = jax.random.randint(kx, (n,), 0, canvas - width + 1)
     dy = jax.random.randint(ky, (n,), 0, canvas - height + 1)
     pasted = paste(images, dx, dy, canvas)
-    return data.Split(pasted, split.labels, centre_of_mass(pasted))
+    return data.Split(pasted, split.labels, transforms.centre_of_mass(pasted))
 
 
 def _no_blank(images: jax.Array) -> None:

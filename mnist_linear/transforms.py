@@ -107,6 +107,58 @@ def offset_grid(max_shift: int) -> tuple[np.ndarray, np.ndarray]:
     return dx.ravel(), dy.ravel()
 
 
+# ----- moments: centring and deskewing -----
+
+def centre_of_mass(images: jax.Array) -> jax.Array:
+    """Intensity-weighted mean pixel position (x: column, y: row; pixel centres at integers):
+    images `(..., H, W)`, uint8 or float -> float32 `(..., 2)` as (x, y), in px. nan for a blank image."""
+    x = jnp.asarray(images, jnp.float32)
+    mass = x.sum(axis=(-2, -1))
+    cx = x.sum(axis=-2) @ jnp.arange(x.shape[-1], dtype=jnp.float32) / mass
+    cy = x.sum(axis=-1) @ jnp.arange(x.shape[-2], dtype=jnp.float32) / mass
+    return jnp.stack([cx, cy], axis=-1)
+
+
+def centre(images: jax.Array) -> jax.Array:
+    """Each image `(N, H, W)` shifted by whole pixels so its centre of mass lands as near the image centre
+    ((W - 1)/2, (H - 1)/2) as whole pixels allow (MNIST's own preprocessing, LeCun et al. 1998:
+    "centered ... by computing the center of mass of the pixels, and translating the image so as to
+    position this point at the center"); zero fill, dtype kept; a blank image stays as it is.
+    The offset is floor(centre − c + 1/2), so an image shifted by whole pixels first is centred the same."""
+    height, width = images.shape[-2:]
+    com = centre_of_mass(images)
+    target = jnp.broadcast_to(jnp.array([(width - 1) / 2, (height - 1) / 2], jnp.float32), com.shape)
+    offset = jnp.floor(target - com + 0.5)
+    offset = jnp.where(jnp.isfinite(offset), offset, 0.0).astype(jnp.int32)
+    return each(translate)(images, offset[:, 0], offset[:, 1])
+
+
+def skew(images: jax.Array) -> jax.Array:
+    """The horizontal shear of each image from its second moments, μ11 / μ02 (px of x per px of y; a
+    stroke whose top leans right has a negative skew, y being the row): `(..., H, W)` -> float32 `(...)`."""
+    x = jnp.asarray(images, jnp.float32)
+    batch, (height, width) = x.shape[:-2], x.shape[-2:]
+    com = centre_of_mass(x)
+    u = jnp.broadcast_to(jnp.arange(width, dtype=jnp.float32), (*batch, width)) - com[..., :1]  # (..., W)
+    v = jnp.broadcast_to(jnp.arange(height, dtype=jnp.float32), (*batch, height)) - com[..., 1:]  # (..., H)
+    mu11 = jnp.einsum("...h,...w,...hw->...", v, u, x)  # both moments over the same mass, which cancels
+    mu02 = jnp.einsum("...h,...h,...hw->...", v, v, x)
+    return mu11 / mu02
+
+
+def deskew(images: jax.Array) -> jax.Array:
+    """Deskewing (LeCun et al. 1998; the linear classifier's error falls from 12.0 to 8.4 % with it): each
+    float image `(N, H, W)` is sheared horizontally by minus its `skew` about its centre of mass and
+    moved so that point lands at the image centre; bilinear, zero fill. Output pixel (u, v) from the
+    centre samples the input at (cx + u + skew · v, cy + v)."""
+    com, alpha = centre_of_mass(images), skew(images)
+    one, zero = jnp.ones_like(alpha), jnp.zeros_like(alpha)
+    matrices = jnp.stack([jnp.stack([one, alpha], -1), jnp.stack([zero, one], -1)], -2)  # (N, 2, 2)
+    height, width = images.shape[-2:]
+    offsets = com - jnp.broadcast_to(jnp.array([(width - 1) / 2, (height - 1) / 2], jnp.float32), com.shape)
+    return each(affine)(images, matrices, offsets)
+
+
 # ----- affine maps: bilinear, zero fill, about the centre (MNIST-C) -----
 
 def affine(images: jax.Array, matrix: jax.Array, offset=(0.0, 0.0)) -> jax.Array:

@@ -66,6 +66,13 @@ def test_shift_grid_predictions_and_metrics_match_a_loop():
     np.testing.assert_allclose(invariance.grid_accuracy(preds, labels, mask), want)
     with pytest.raises(ValueError, match="non-empty"):
         invariance.grid_accuracy(preds, labels, np.zeros(49, bool))
+    # Worst-of-k: never above the accuracy at any point it includes; over the whole grid, the grid accuracy.
+    rng = np.random.default_rng(0)
+    for points in (rng.choice(49, 10, replace=False), np.arange(49)):
+        worst = invariance.worst_of(preds[points], labels)
+        chex.assert_shape(worst, (2,))
+        assert all((worst <= (preds[o] == labels).mean(-1)).all() for o in points)
+    np.testing.assert_allclose(invariance.worst_of(preds, labels), invariance.grid_accuracy(preds, labels, np.ones(49, bool)))
     with pytest.raises(ValueError, match="occurs 0 times"):
         invariance.index((dxs, dys), (4, 0))
 

@@ -10,7 +10,7 @@ import scipy.stats
 from realdata import mnist
 from skimage import draw, metrics as skmetrics, morphology, transform
 
-from mnist_linear import data, evaluate, metrics, models, regression, tasks, train
+from mnist_linear import data, evaluate, metrics, models, regression, tasks, train, transforms
 
 
 def _digits(n, start=0):
@@ -24,7 +24,7 @@ def test_the_one_loop_with_mse_and_l2_reaches_the_ridge_solution():
     # (X̃ᵀX̃ + (N·wd/2)·I) θ = X̃ᵀy, X̃ = [X, 1]: the ridge solution, solved here in float64.
     n, wd = 1000, 1e-2
     images = _digits(n).images
-    y = np.asarray(regression.centre_of_mass(images), np.float64)
+    y = np.asarray(transforms.centre_of_mass(images), np.float64)
     y = (y - y.mean(0)) / y.std(0)
     config = train.TrainConfig(epochs=4000, batch_size=n, momentum=0.9, schedule="constant")
     params, log = train.train_seeds(
@@ -46,7 +46,7 @@ def test_the_one_loop_with_mse_and_l2_reaches_the_ridge_solution():
 
 def test_centre_of_mass_agrees_with_scipy_and_moves_exactly_with_the_offset():
     split = _digits(300)
-    com = np.asarray(regression.centre_of_mass(split.images))
+    com = np.asarray(transforms.centre_of_mass(split.images))
     reference = np.array([scipy.ndimage.center_of_mass(image.astype(np.float64))[::-1] for image in split.images])
     np.testing.assert_allclose(com, reference, atol=1e-4)
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def test_centre_of_mass_agrees_with_scipy_and_moves_exactly_with_the_offset():
     chex.assert_shape(pasted, (300, 40, 40))
     assert pasted.dtype == jnp.uint8
     np.testing.assert_array_equal(np.asarray(pasted).sum(axis=(1, 2)), split.images.astype(np.int64).sum(axis=(1, 2)))
-    moved = np.asarray(regression.centre_of_mass(pasted)) - com
+    moved = np.asarray(transforms.centre_of_mass(pasted)) - com
     np.testing.assert_allclose(moved, np.stack([dx, dy], axis=1), atol=1e-4)
 
 
@@ -69,7 +69,7 @@ def test_keypoints_are_deterministic_for_a_key_and_on_the_canvas():
     chex.assert_shape(a.targets, (500, 2))
     chex.assert_type(a.targets, jnp.float32)
     # Offsets span the canvas: the centres cover nearly the whole range the 12 px of slack allow.
-    corner = np.asarray(regression.centre_of_mass(split.images))
+    corner = np.asarray(transforms.centre_of_mass(split.images))
     offset = np.asarray(a.targets) - corner
     np.testing.assert_allclose(offset, np.round(offset), atol=1e-3)
     assert np.round(offset).min() == 0 and np.round(offset).max() == 12

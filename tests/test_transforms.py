@@ -205,3 +205,42 @@ def test_resize_matches_scikit_image_bilinear():
         transforms.resize(x, 0)
 
 
+
+
+def test_centring_undoes_a_whole_pixel_shift():
+    images = mnist().test.images[:400]
+    ink = images > 0
+    kept = ~(ink[:, :4].any((1, 2)) | ink[:, -4:].any((1, 2)) | ink[:, :, :4].any((1, 2)) | ink[:, :, -4:].any((1, 2)))
+    images = images[kept]  # no ink within 4 px of an edge: a shift of up to 3 px loses none
+    rng = np.random.default_rng(0)
+    dx, dy = rng.integers(-3, 4, len(images)), rng.integers(-3, 4, len(images))
+    shifted = transforms.each(transforms.translate)(jnp.asarray(images), jnp.asarray(dx), jnp.asarray(dy))
+    np.testing.assert_array_equal(transforms.centre(shifted), transforms.centre(jnp.asarray(images)))
+    com = np.asarray(transforms.centre_of_mass(transforms.centre(jnp.asarray(images))))
+    assert np.abs(com - 13.5).max() <= 0.5 + 1e-4  # as near the centre as whole pixels allow
+    assert len(images) > 100
+
+
+def test_deskew_matches_scikit_image_and_removes_a_known_shear():
+    x, _ = batch(16)
+    x = x.astype(np.float64)
+    # The same map by scikit-image, from moments computed here with numpy.
+    rows, cols = np.indices((28, 28), dtype=np.float64)
+    expected = []
+    for image in x:
+        mass = image.sum()
+        cx, cy = (cols * image).sum() / mass, (rows * image).sum() / mass
+        alpha = ((rows - cy) * (cols - cx) * image).sum() / ((rows - cy) ** 2 * image).sum()
+        c = 13.5
+        inverse_map = sk_transform.AffineTransform(matrix=np.array(
+            [[1.0, alpha, cx - c - alpha * c], [0.0, 1.0, cy - c], [0.0, 0.0, 1.0]]))
+        expected.append(sk_transform.warp(image, inverse_map, order=1, mode="constant", cval=0.0, preserve_range=True))
+    deskewed = np.asarray(transforms.deskew(jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(deskewed, np.stack(expected), atol=2e-5)
+    # Shear the deskewed digits by known amounts: their skew is that amount, and deskewing removes it.
+    shears = np.linspace(-0.5, 0.5, 16)
+    sheared = transforms.each(transforms.affine)(
+        jnp.asarray(deskewed, jnp.float32), jnp.asarray([[[1.0, -s], [0.0, 1.0]] for s in shears], jnp.float32),
+        jnp.zeros((16, 2), jnp.float32))
+    np.testing.assert_allclose(transforms.skew(sheared), shears, atol=0.05)
+    assert np.abs(np.asarray(transforms.skew(transforms.deskew(sheared)))).max() < 0.02
