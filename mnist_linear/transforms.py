@@ -25,7 +25,10 @@ offset (u, v) from the centre, the input point sampled is centre + A (u, v):
 - `translate(dx, dy)`: integer shifts by indexing (exact), with zero or wrap
   fill; MNIST-C's translate is (±c, ±c) px, c = 1 … 5, a sign per axis.
 
-Angles here are in degrees; `np.degrees` converts MNIST-C's radians.
+Angles here are in degrees; `np.degrees` converts MNIST-C's radians. `mnist_c` draws MNIST-C's
+corruptions at its five severities (`MNIST_C`). `centre` and `deskew` are the moment-based
+normalisations of LeCun et al. 1998 (centring by the centre of mass; shearing the second-moment
+skew away).
 """
 
 from __future__ import annotations
@@ -218,6 +221,43 @@ def _bilinear(images: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
             weight = jnp.where(_inside(r, height) & _inside(c, width), weight_y * weight_x, 0.0)
             out = out + value * jnp.broadcast_to(weight.astype(images.dtype), value.shape)
     return out
+
+
+# ----- MNIST-C's spatial corruptions -----
+
+# Magnitude at severity 1…5 (Mu & Gilmer 2019; google-research/mnist-c `corruptions.py`).
+MNIST_C = {
+    "rotate": (0.2, 0.4, 0.6, 0.8, 1.0),  # radians, a random sign per image
+    "shear": (0.2, 0.4, 0.6, 0.8, 1.0),  # radians, a random sign per image
+    "scale": (0.9, 0.8, 0.7, 0.6, 0.5),  # zoom factor (the digit shrinks), no sign
+    "translate": (1, 2, 3, 4, 5),  # px along each axis, a random sign per axis and image
+}
+
+
+def mnist_c_params(key: jax.Array, count: int, corruption: str, severity: int) -> tuple[jax.Array, ...]:
+    """The per-image parameters MNIST-C draws for `count` images: rotate and shear, degrees `(count,)`;
+    scale, the factor `(count,)`; translate, (dx, dy) int32 `(count,)` each (how the content moves).
+    Raises ValueError for an unknown corruption or a severity outside 1…5."""
+    if corruption not in MNIST_C:
+        raise ValueError(f"Unknown corruption {corruption!r}; MNIST-C's spatial ones are {tuple(MNIST_C)}.")
+    if severity not in (1, 2, 3, 4, 5):
+        raise ValueError(f"MNIST-C's severities are 1…5, got {severity!r}.")
+    c = MNIST_C[corruption][severity - 1]
+    if corruption == "scale":
+        return (jnp.full((count,), c, jnp.float32),)
+    signs = jax.random.choice(key, jnp.array([-1, 1], jnp.int32), (2, count))
+    if corruption == "translate":
+        return signs[0] * c, signs[1] * c
+    return (jnp.float32(np.degrees(c)) * signs[0],)
+
+
+def mnist_c(key: jax.Array, images: jax.Array, corruption: str, severity: int) -> jax.Array:
+    """MNIST-C's `corruption` at `severity` on float images `(N, H, W)` in [0, 1]: each image with its own
+    draw of `mnist_c_params` (the sign, as MNIST-C draws it per image), then clipped to [0, 1]; their
+    conventions (inverse map about (13.5, 13.5), bilinear, zero fill) are those of the maps here."""
+    params = mnist_c_params(key, images.shape[0], corruption, severity)
+    corrupt = {"rotate": rotate, "shear": shear, "scale": scale, "translate": translate}[corruption]
+    return jnp.clip(each(corrupt)(images, *params), 0.0, 1.0)
 
 
 # ----- other maps -----

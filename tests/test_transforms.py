@@ -244,3 +244,51 @@ def test_deskew_matches_scikit_image_and_removes_a_known_shear():
         jnp.zeros((16, 2), jnp.float32))
     np.testing.assert_allclose(transforms.skew(sheared), shears, atol=0.05)
     assert np.abs(np.asarray(transforms.skew(transforms.deskew(sheared)))).max() < 0.02
+
+
+def _mnist_c_reference(image, corruption, c):
+    """MNIST-C's own recipe (google-research/mnist-c corruptions.py) with scikit-image, for a signed magnitude c:
+    an AffineTransform as the inverse map, re-centred on (13.5, 13.5) for rotate, shear and scale."""
+    if corruption == "translate":
+        aff = sk_transform.AffineTransform(translation=c)
+    else:
+        if corruption == "rotate":
+            linear = sk_transform.AffineTransform(rotation=c).params[:2, :2]
+        elif corruption == "shear":  # scikit-image before 0.21, which MNIST-C ran
+            linear = np.array([[1.0, -np.sin(c)], [0.0, np.cos(c)]])
+        else:
+            linear = sk_transform.AffineTransform(scale=(1 / c, 1 / c)).params[:2, :2]
+        shift = 13.5 * (1 - linear.sum(axis=1))
+        aff = sk_transform.AffineTransform(matrix=np.vstack([np.c_[linear, shift], [0, 0, 1]]))
+    return np.clip(sk_transform.warp(image.astype(np.float64), inverse_map=aff), 0, 1)
+
+
+@pytest.mark.parametrize("corruption", list(transforms.MNIST_C))
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_mnist_c_corruptions_match_their_recipe(corruption, severity):
+    x, _ = batch(12)
+    key = jax.random.key(severity)
+    params = [np.asarray(p) for p in transforms.mnist_c_params(key, 12, corruption, severity)]
+    corrupted = np.asarray(transforms.mnist_c(key, jnp.asarray(x), corruption, severity))
+    c = transforms.MNIST_C[corruption][severity - 1]
+    for i, image in enumerate(x):
+        if corruption == "translate":
+            dx, dy = params[0][i], params[1][i]
+            assert abs(dx) == abs(dy) == c
+            signed = (-dx, -dy)  # MNIST-C's inverse map samples at +(dx, dy): the content moves the other way
+        elif corruption == "scale":
+            assert np.isclose(params[0][i], c)
+            signed = c
+        else:
+            assert np.isclose(abs(params[0][i]), np.degrees(c), rtol=1e-6)
+            signed = np.radians(params[0][i])
+        np.testing.assert_allclose(corrupted[i], _mnist_c_reference(image, corruption, signed), atol=3e-5)
+    if corruption in ("rotate", "shear", "translate"):
+        assert len(np.unique(np.sign(params[0]))) == 2  # both signs drawn, one per image
+
+
+def test_mnist_c_refuses_unknown_corruptions_and_severities():
+    with pytest.raises(ValueError, match="spatial ones"):
+        transforms.mnist_c_params(jax.random.key(0), 4, "fog", 1)
+    with pytest.raises(ValueError, match="1…5"):
+        transforms.mnist_c_params(jax.random.key(0), 4, "rotate", 6)
