@@ -25,8 +25,10 @@ baseline: $(VENV)/installed
 
 results: baseline
 	$(RUN).translation --out results/translation --preset cpu
+	$(RUN).translation --out results/translation-fashion --preset cpu --dataset fashion_mnist
 	$(RUN).ladder --out results/ladder --preset cpu
 	$(RUN).locality --out results/locality --preset cpu
+	$(RUN).locality --out results/locality-fashion --preset cpu --dataset fashion_mnist
 	$(RUN).templates --out results/templates --preset cpu
 	$(RUN).resolution --out results/resolution --preset cpu
 	$(RUN).regression --out results/regression --preset cpu

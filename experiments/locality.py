@@ -2,6 +2,7 @@
 
 Run:
     python -m experiments.locality --out results/locality                # the cpu preset (also gpu)
+    python -m experiments.locality --out results/locality-fashion --dataset fashion_mnist
     python -m experiments.locality --out /tmp/quick --preset quick       # seconds, as the tests run it
 
 Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 161 s; quick 20 s cold, 10 s
@@ -127,7 +128,8 @@ def make_tables(written: dict) -> list[tables.Table]:
         change = f"{100 * (permuted.mean() - original.mean()):+.2f}" if len(original) and len(permuted) else "—"
         rows.append((tables.TITLES[name], tables.mean_std_of(original), tables.mean_std_of(permuted), change, note))
     return [tables.Table(
-        caption=f"Locality: test accuracy (%) on original and pixel-permuted images (one fixed permutation), "
+        caption=f"Locality on {config['dataset']}: test accuracy (%) on original and pixel-permuted images (one fixed "
+                "permutation), "
                 f"mean ± std over {config['seeds']} seeds.",
         header=("model", "original", "permuted", "change (pts)", "how close"),
         rows=tuple(rows),

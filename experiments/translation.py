@@ -2,6 +2,7 @@
 
 Run:
     python -m experiments.translation --out results/translation                  # the cpu preset
+    python -m experiments.translation --out results/translation-fashion --dataset fashion_mnist
     python -m experiments.translation --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.translation --out results/translation-gpu --preset gpu # the committed GPU tables
 
@@ -267,7 +268,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     metric = lambda v, m: cell(results.per_seed(metric_records, "value", **v, metric=m))  # noqa: E731
     c, t, a = config["consistency_shift"], config["tta_shift"], config["augment_shift"]
     out.append(tables.Table(
-        caption="Shift robustness and invariance metrics (%), zero fill, mean ± std over seeds.",
+        caption=f"Shift robustness and invariance metrics (%) on {config['dataset']}, zero fill, mean ± std over "
+                "seeds.",
         header=("model", "seeds", *(f"{k} px" for k in range(config["max_shift"] + 1)), "2 px diagonal",
                 "consistency ↑", "P(top-1 change, 1 px) ↓", "grid acc. ±2 px", "grid acc. ±3 px"),
         rows=tuple(
