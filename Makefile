@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+):
 #   make baseline   trains the tuned linear baseline (10 seeds) and writes results/baseline*/
 #   make test       runs the test suite on the real data
-# and, for every table of the README (about an hour on 2 CPU cores):
+# and, for every table of the README (about an hour and a half on 2 CPU cores):
 #   make results    runs every experiment's cpu preset into results/<name>/
 #   make results-gpu  every experiment's gpu preset into results/<name>-gpu/ (needs a GPU)
 PYTHON ?= python3
@@ -31,6 +31,8 @@ results: baseline
 	$(RUN).locality --out results/locality-fashion --preset cpu --dataset fashion_mnist
 	$(RUN).templates --out results/templates --preset cpu
 	$(RUN).resolution --out results/resolution --preset cpu
+	$(RUN).spatial --out results/spatial --preset cpu
+	$(RUN).spatial --out results/spatial-fashion --preset cpu --dataset fashion_mnist
 	$(RUN).regression --out results/regression --preset cpu
 	$(RUN).regression --out results/regression-fashion --preset cpu --dataset fashion_mnist --problems keypoint quality
 	$(RUN).readme README.md
@@ -39,10 +41,11 @@ results-gpu: $(VENV)/installed
 	$(RUN).ladder --out results/ladder-gpu --preset gpu
 	$(RUN).translation --out results/translation-gpu --preset gpu
 	$(RUN).resolution --out results/resolution-gpu --preset gpu
+	$(RUN).spatial --out results/spatial-gpu --preset gpu
 	$(RUN).readme README.md
 
 # The suite twice: rank promotion "raise" catches silent broadcasts in our code; JAX's default
 # ("allow") is what users run, and every shape check must hold there too.
 test: $(VENV)/installed
-	JAX_NUMPY_RANK_PROMOTION=raise $(BIN)/python -m pytest -n 2
-	JAX_NUMPY_RANK_PROMOTION=allow $(BIN)/python -m pytest -n 2
+	JAX_NUMPY_RANK_PROMOTION=raise $(BIN)/python -m pytest -n 2 --dist loadgroup
+	JAX_NUMPY_RANK_PROMOTION=allow $(BIN)/python -m pytest -n 2 --dist loadgroup

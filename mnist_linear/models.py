@@ -185,6 +185,13 @@ def get(name: str, image_size: int = 28, outputs: int = 10, **kwargs) -> Model:
     return from_flax(module, (image_size, image_size))
 
 
+def preprocessed(model: Model, transform: Callable[[jax.Array], jax.Array]) -> Model:
+    """`model` with a fixed input map built in, `logits(params, transform(images))`: a preprocessing such
+    as `transforms.centre` or `transforms.deskew` then acts on every image it is trained on or scored
+    on, after any perturbation of the input. `transform`: float images `(N, H, W)` -> `(N, H', W')`."""
+    return Model(model.init, lambda params, images: model.logits(params, transform(images)))
+
+
 def parameter_count(params: Params) -> int:
     """The number of scalars in a pytree of parameters (of one model: no seed axis)."""
     return sum(int(p.size) for p in jax.tree.leaves(params))

@@ -103,16 +103,27 @@ def points(labels: Sequence[str], values: Sequence, path: str | os.PathLike, *, 
     plt.close(figure)
 
 
-def digits(rows: Sequence, path: str | os.PathLike, title: str = "") -> None:
-    """Rows of grey images, each row `(K, H, W)`."""
+def digits(rows: Sequence, path: str | os.PathLike, title: str = "", row_labels: Sequence[str] = (),
+           frame: bool = False) -> None:
+    """Rows of grey images, each row `(K, H, W)`; `row_labels` name the rows; `frame` draws each canvas's
+    edge (so a shift or a shrink shows)."""
     rows = [np.asarray(r) for r in rows]
     columns = max(len(r) for r in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.2 * len(rows) + 0.4), squeeze=False)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns + 0.8 * bool(row_labels),
+                                                             1.2 * len(rows) + 0.4), squeeze=False)
     for ax in axes.flat:
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(frame)
+            spine.set_color("0.6")
     for row_axes, images in zip(axes, rows):
         for ax, image in zip(row_axes, images):
             ax.imshow(image, cmap="gray_r")
+        for ax in row_axes[len(images):]:
+            ax.set_visible(False)
+    for ax, label in zip(axes[:, 0], row_labels):
+        ax.set_ylabel(label, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=9)
     results.save_figure(figure, path)
@@ -122,18 +133,39 @@ def digits(rows: Sequence, path: str | os.PathLike, title: str = "") -> None:
 def lines(x: Sequence, series: dict, path: str | os.PathLike, *, x_label: str, y_label: str, title: str = "",
           log_y: bool = False) -> None:
     """One line with markers per named series over the shared `x`."""
-    figure, ax = plt.subplots(figsize=(5, 3.6))
-    for name, values in series.items():
-        ax.plot(x, values, marker="o", label=name)
-    ax.set_xticks(list(x), [str(v) for v in x])
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    line_panels(x, {title: series} if title else {"": series}, path, x_label=x_label, y_label=y_label,
+                log_y=log_y)
+
+
+def line_panels(x: Sequence, panels: dict, path: str | os.PathLike, *, x_label: str, y_label: str,
+                title: str = "", log_y: bool = False, columns: int | None = None) -> None:
+    """One panel per {panel title: {series name: values over `x`}}, `columns` to a row (default: all);
+    one legend, shared y."""
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 0.8, 3.4 * rows + 0.2), squeeze=False,
+                                sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (panel_title, series) in zip(axes.flat, panels.items()):
+        for name, values in series.items():
+            ax.plot(x, values, marker="o", label=name)
+        ax.set_xticks(list(x), [str(v) for v in x])
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(x_label)
+        ax.grid(alpha=0.3)
+        if panel_title:
+            ax.set_title(panel_title)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(y_label)
+    if len(panels) == 1:
+        axes.flat[0].legend()
+    else:
+        axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
-        ax.set_title(title)
+        figure.suptitle(title)
+    figure.tight_layout()
     results.save_figure(figure, path)
     plt.close(figure)
 

@@ -52,7 +52,7 @@ def _md_row(cells) -> str:
 _TEX_ESCAPES = {"%": r"\%", "&": r"\&", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
                 "^": r"\^{}", "~": r"\~{}", "\\": r"\textbackslash{}", "±": r"$\pm$", "×": r"$\times$",
                 "²": r"$^2$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "α": r"$\alpha$", "−": "-", "–": "--",
-                "—": "---", "†": r"$^\dagger$", "·": r"$\cdot$", "Δ": r"$\Delta$",
+                "—": "---", "†": r"$^\dagger$", "·": r"$\cdot$", "Δ": r"$\Delta$", "…": r"\ldots{}", "°": r"$^\circ$",
                 "Σ": r"$\Sigma$", "σ": r"$\sigma$", "ŷ": r"$\hat{y}$", "ȳ": r"$\bar{y}$"}
 
 

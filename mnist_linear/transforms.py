@@ -25,8 +25,12 @@ offset (u, v) from the centre, the input point sampled is centre + A (u, v):
 - `translate(dx, dy)`: integer shifts by indexing (exact), with zero or wrap
   fill; MNIST-C's translate is (±c, ±c) px, c = 1 … 5, a sign per axis.
 
-Angles here are in degrees; `np.degrees` converts MNIST-C's radians. `mnist_c` draws MNIST-C's
-corruptions at its five severities (`MNIST_C`). `centre` and `deskew` are the moment-based
+Angles here are in degrees; `np.degrees` converts MNIST-C's radians. Each affine map is also a
+(matrix, offset) pair (`rotation_matrix`, `shear_matrix`, `scale_matrix`, `rotate_translate_affine`)
+for `warp` (`affine` clipped to [0, 1]), so a grid mixing them is one traced program. `mnist_c` draws
+MNIST-C's corruptions at its five severities (`MNIST_C`; `random_mnist_c` augments with them);
+`rotate_translate`, `spatial_grid` and `random_spatial` are the worst-case grid of Engstrom et al.
+2019 ("Exploring the Landscape of Spatial Robustness"). `centre` and `deskew` are the moment-based
 normalisations of LeCun et al. 1998 (centring by the centre of mass; shearing the second-moment
 skew away).
 """
@@ -184,16 +188,38 @@ def affine(images: jax.Array, matrix: jax.Array, offset=(0.0, 0.0)) -> jax.Array
     return _bilinear(images, y, x)
 
 
+def rotation_matrix(degrees) -> jax.Array:
+    """`affine`'s matrix of `rotate`: degrees `(...)` -> float32 `(..., 2, 2)`."""
+    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
+    return _matrix(jnp.cos(t), -jnp.sin(t), jnp.sin(t), jnp.cos(t))
+
+
+def shear_matrix(degrees) -> jax.Array:
+    """`affine`'s matrix of `shear`: degrees `(...)` -> float32 `(..., 2, 2)`."""
+    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
+    return _matrix(jnp.ones_like(t), -jnp.sin(t), jnp.zeros_like(t), jnp.cos(t))
+
+
+def scale_matrix(factor) -> jax.Array:
+    """`affine`'s matrix of `scale`: factors `(...)` -> float32 `(..., 2, 2)`."""
+    inverse = 1 / jnp.asarray(factor, jnp.float32)
+    zero = jnp.zeros_like(inverse)
+    return _matrix(inverse, zero, zero, inverse)
+
+
+def _matrix(a, b, c, d) -> jax.Array:
+    """[[a, b], [c, d]] from arrays of one shape `(...)`: `(..., 2, 2)`."""
+    return jnp.stack([jnp.stack([a, b], -1), jnp.stack([c, d], -1)], -2)
+
+
 def rotate(images: jax.Array, degrees) -> jax.Array:
     """Rotation by `degrees` (counter-clockwise as displayed) about the centre; float `(..., H, W)`."""
-    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
-    return affine(images, jnp.array([[jnp.cos(t), -jnp.sin(t)], [jnp.sin(t), jnp.cos(t)]]))
+    return affine(images, rotation_matrix(degrees))
 
 
 def shear(images: jax.Array, degrees) -> jax.Array:
     """MNIST-C's shear by the angle `degrees` (scikit-image's `AffineTransform(shear=...)` before 0.21)."""
-    t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
-    return affine(images, jnp.array([[1.0, -jnp.sin(t)], [0.0, jnp.cos(t)]]))
+    return affine(images, shear_matrix(degrees))
 
 
 def scale(images: jax.Array, factor) -> jax.Array:
@@ -201,8 +227,54 @@ def scale(images: jax.Array, factor) -> jax.Array:
     Raises ValueError for a concrete factor ≤ 0."""
     if not isinstance(factor, jax.core.Tracer) and not np.all(np.asarray(factor) > 0):
         raise ValueError(f"scale factor must be > 0, got {factor!r}.")
-    inverse = 1 / jnp.asarray(factor, jnp.float32)
-    return affine(images, jnp.array([[inverse, 0.0], [0.0, inverse]]))
+    return affine(images, scale_matrix(factor))
+
+
+def warp(images: jax.Array, matrix: jax.Array, offset) -> jax.Array:
+    """`affine`, clipped to [0, 1] as MNIST-C clips (scikit-image's `warp(..., clip=True)`): the one map
+    every spatial grid here evaluates, since each of rotate, shear, scale and translate is one
+    (matrix, offset). float `(..., H, W)` -> same."""
+    return jnp.clip(affine(images, matrix, offset), 0.0, 1.0)
+
+
+def rotate_translate(images: jax.Array, dx, dy, degrees) -> jax.Array:
+    """The content rotated by `degrees` about the centre, then moved by (dx, dy) px (sub-pixel allowed):
+    the transformation of Engstrom et al. 2019 ("Exploring the Landscape of Spatial Robustness"),
+    bilinear, zero fill. float `(..., H, W)`; scalar parameters (use `each` for one per image)."""
+    return warp(images, *rotate_translate_affine(dx, dy, degrees))
+
+
+def rotate_translate_affine(dx, dy, degrees) -> tuple[jax.Array, jax.Array]:
+    """`rotate_translate` as `affine`'s (matrix `(..., 2, 2)`, offset `(..., 2)`), float32, for parameters
+    of one shape `(...)`: the output pixel u samples the input at centre + A (u − d)."""
+    matrix = rotation_matrix(degrees)
+    shift = jnp.stack([jnp.asarray(dx, jnp.float32), jnp.asarray(dy, jnp.float32)], -1)
+    return matrix, -jnp.einsum("...ij,...j->...i", matrix, shift)
+
+
+def spatial_grid(max_shift: float, max_degrees: float, points: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """Engstrom et al.'s exhaustive grid: `points` = (nx, ny, nθ) evenly spaced values in [-max_shift,
+    max_shift] px, [-max_shift, max_shift] px and [-max_degrees, max_degrees]°, every combination:
+    (dx, dy, degrees), float32 `(nx·ny·nθ,)` each. Their MNIST and CIFAR grid: ±3 px, ±30°, (5, 5, 31)
+    (MadryLab/adversarial_spatial `config.json`). Raises ValueError for fewer than one point per axis."""
+    if min(points) < 1 or len(points) != 3:
+        raise ValueError(f"points must be three counts ≥ 1 (dx, dy, angle), got {points!r}.")
+    axes = [np.linspace(-limit, limit, n, dtype=np.float32)
+            for limit, n in zip((max_shift, max_shift, max_degrees), points)]
+    return tuple(a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
+
+
+def random_spatial(key: jax.Array, tries: int, count: int, max_shift: float,
+                   max_degrees: float) -> tuple[jax.Array, ...]:
+    """Engstrom et al.'s "worst of k random": per image, `tries` draws uniform on the continuous ranges
+    (not from the grid): (dx, dy, degrees), float32 `(tries, count)` each. Raises ValueError for fewer
+    than one try or a negative limit."""
+    if tries < 1 or min(max_shift, max_degrees) < 0:
+        raise ValueError(f"random_spatial needs tries ≥ 1 and limits ≥ 0, got tries={tries}, "
+                         f"max_shift={max_shift}, max_degrees={max_degrees}.")
+    limits = jnp.array([max_shift, max_shift, max_degrees], jnp.float32)[:, None, None]
+    dx, dy, degrees = jax.random.uniform(key, (3, tries, count), jnp.float32, -1.0, 1.0) * limits
+    return dx, dy, degrees
 
 
 def _inside(index: jax.Array, size: int) -> jax.Array:
@@ -251,13 +323,40 @@ def mnist_c_params(key: jax.Array, count: int, corruption: str, severity: int) -
     return (jnp.float32(np.degrees(c)) * signs[0],)
 
 
+def mnist_c_affine(key: jax.Array, count: int, corruption: str, severity: int) -> tuple[jax.Array, jax.Array]:
+    """`mnist_c_params` as `affine`'s (matrix, offset) per image: float32 `(count, 2, 2)` and `(count, 2)`,
+    so every corruption at every severity is one per-image grid of `warp`."""
+    params = mnist_c_params(key, count, corruption, severity)
+    if corruption == "translate":
+        dx, dy = params
+        identity = jnp.broadcast_to(jnp.eye(2, dtype=jnp.float32), (count, 2, 2))
+        return identity, -jnp.stack([dx, dy], -1).astype(jnp.float32)  # exact at integer offsets
+    matrix = {"rotate": rotation_matrix, "shear": shear_matrix, "scale": scale_matrix}[corruption](params[0])
+    return matrix, jnp.zeros((count, 2), jnp.float32)
+
+
 def mnist_c(key: jax.Array, images: jax.Array, corruption: str, severity: int) -> jax.Array:
     """MNIST-C's `corruption` at `severity` on float images `(N, H, W)` in [0, 1]: each image with its own
-    draw of `mnist_c_params` (the sign, as MNIST-C draws it per image), then clipped to [0, 1]; their
-    conventions (inverse map about (13.5, 13.5), bilinear, zero fill) are those of the maps here."""
-    params = mnist_c_params(key, images.shape[0], corruption, severity)
-    corrupt = {"rotate": rotate, "shear": shear, "scale": scale, "translate": translate}[corruption]
-    return jnp.clip(each(corrupt)(images, *params), 0.0, 1.0)
+    draw of `mnist_c_params` (the sign, as MNIST-C draws it per image), through `warp` (inverse map
+    about (13.5, 13.5), bilinear, zero fill, clipped to [0, 1])."""
+    return each(warp)(images, *mnist_c_affine(key, images.shape[0], corruption, severity))
+
+
+def random_mnist_c(key: jax.Array, images: jax.Array) -> jax.Array:
+    """Augmentation with MNIST-C's spatial family: each float image `(N, H, W)` gets one of {none, rotate,
+    shear, scale, translate} (uniform) at a uniform severity 1…5, with MNIST-C's random signs."""
+    count = images.shape[0]
+    kind_key, severity_key, sign_key = jax.random.split(key, 3)
+    kind = jax.random.randint(kind_key, (count,), 0, len(MNIST_C) + 1)  # 0: left as it is
+    magnitude = jnp.asarray(list(MNIST_C.values()), jnp.float32)[:, jax.random.randint(severity_key, (count,), 0, 5)]
+    signs = jax.random.choice(sign_key, jnp.array([-1.0, 1.0], jnp.float32), (2, count))
+    identity = jnp.broadcast_to(jnp.eye(2, dtype=jnp.float32), (count, 2, 2))
+    matrices = jnp.stack([identity, rotation_matrix(jnp.degrees(magnitude[0]) * signs[0]),
+                          shear_matrix(jnp.degrees(magnitude[1]) * signs[0]), scale_matrix(magnitude[2]), identity])
+    zero = jnp.zeros((count, 2), jnp.float32)
+    offsets = jnp.stack([zero, zero, zero, zero, -(signs * magnitude[3:]).T])
+    pick = lambda stack: stack[kind, jnp.arange(count)]  # noqa: E731
+    return each(warp)(images, pick(matrices), pick(offsets))
 
 
 # ----- other maps -----

@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 
-from experiments import baseline, ladder, locality, resolution, templates, translation
+from experiments import baseline, ladder, locality, resolution, spatial, templates, translation
 from mnist_linear import config as configs
 
-EXPERIMENTS = (baseline, ladder, locality, resolution, templates, translation)
+EXPERIMENTS = (baseline, ladder, locality, resolution, spatial, templates, translation)
 
 
 @pytest.mark.parametrize("module", EXPERIMENTS, ids=lambda m: m.__name__)
@@ -70,3 +70,9 @@ def test_templates_and_ladder_check_their_own_fields():
         configs.build(templates.Config, "quick", figure_k=3)
     with pytest.raises(ValueError, match="small_data_examples"):
         configs.build(ladder.Config, "quick", small_data_examples=10)
+    with pytest.raises(ValueError, match="grid_points must be three counts"):
+        configs.build(spatial.Config, "quick", grid_points=(5, 5))
+    with pytest.raises(ValueError, match="grid_examples .* must not exceed test_examples"):
+        configs.build(spatial.Config, "quick", grid_examples=300)
+    with pytest.raises(ValueError, match="max_degrees"):
+        configs.build(spatial.Config, "quick", max_degrees=0.0)

@@ -132,6 +132,7 @@ def test_failure_definition_against_hand_made_logs():
     assert "no better than chance" in train.failures(stuck, entropy)[0]
 
 
+@pytest.mark.xdist_group("ladder")  # after or before test_ladder_quick on one worker: the same programs
 def test_mlp_at_learning_rate_100_fails_and_the_ladder_says_so(tmp_path, capsys):
     """The issue's case: the tables are still written, say which runs failed, and the run exits non-zero."""
     out = tmp_path / "ladder"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.stats
 from realdata import mnist
-from test_transforms import _np_translate
+from test_transforms import _mnist_c_reference, _np_translate, _skimage_rotate_translate
 
-from experiments import baseline, ladder, locality, regression, resolution, templates, translation
+from experiments import baseline, ladder, locality, regression, resolution, spatial, templates, translation
 from mnist_linear import data, regression as problems, results, transforms
 
 
@@ -21,6 +21,9 @@ def mnist_baseline(tmp_path_factory):
     return out, baseline.main(["--out", str(out), "--quick"])
 
 
+# Tests that train the same quick programs share a worker (`--dist loadgroup`), so the later ones
+# find them in JAX's compilation cache: the baseline's linear recipe recurs in translation and spatial.
+@pytest.mark.xdist_group("baseline")
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
     if dataset == "mnist":
@@ -60,6 +63,7 @@ def test_baseline_quick_writes_every_output(tmp_path, dataset, request):
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
 
 
+@pytest.mark.xdist_group("baseline")
 def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_path, mnist_baseline):
     out = tmp_path / "translation"
     written = translation.main(["--out", str(out), "--quick"])
@@ -122,6 +126,65 @@ def test_translation_quick_writes_every_output_and_agrees_with_the_baseline(tmp_
     assert "small CNN (LeNet-5 layout) + shift aug." in table  # one name per model, its title in tables
 
 
+@pytest.mark.xdist_group("baseline")
+def test_spatial_quick_recounts_in_numpy_and_scikit_image(tmp_path, mnist_baseline):
+    out = tmp_path / "spatial"
+    written = spatial.main(["--out", str(out), "--quick"])
+    assert _outputs(out) == ["examples.png", "results.json", "severity.png", "table.md", "table.tex"]
+    _tables_match(out, spatial.make_tables(written))
+    records, n = written["records"], written["test_images"]
+    assert n == 200 and written["grid_images"] == 50
+    variants = {(r["model"], r["remedy"]) for r in records}
+    assert len(variants) == 10 and ("linear", "deskewing") in variants and ("cnn_large", "none") in variants
+    corrupted = results.select(records, kind="corruption", model="linear", remedy="none")
+    assert len(corrupted) == 2 * (1 + 4 * 5)  # seeds × (clean + corruptions × severities)
+
+    # The linear model is the baseline's (same recipe, seeds and config): recount it in numpy on the same
+    # images, clean, under MNIST-C's rotate at severity 3 by scikit-image with the draws the docstring
+    # names, and under 10 random rotations and translations (Engstrom et al.) the same way.
+    params = results.load_params(mnist_baseline[0] / "params.npz")
+    test = mnist().test
+    images, labels = test.images[:n].astype(np.float64) / 255, test.labels[:n]
+    key = jax.random.fold_in(jax.random.key(0), 3)
+
+    def accuracy(x):
+        return np.array([np.mean(np.argmax(x.reshape(n, -1) @ w + b, -1) == labels)
+                         for w, b in zip(params["w"], params["b"])])
+
+    def recorded(**kw):
+        return [r["accuracy"] for r in results.select(records, model="linear", remedy="none", **kw)]
+
+    np.testing.assert_allclose(recorded(kind="corruption", corruption="clean"), accuracy(images), atol=1e-9)
+    degrees = np.asarray(transforms.mnist_c_params(jax.random.fold_in(key, 3), n, "rotate", 3)[0])
+    rotated = np.stack([_mnist_c_reference(im, "rotate", np.radians(d)) for im, d in zip(images, degrees)])
+    np.testing.assert_allclose(recorded(kind="corruption", corruption="rotate", severity=3), accuracy(rotated),
+                               atol=1 / n + 1e-9)
+    draws = np.asarray(transforms.random_spatial(jax.random.fold_in(key, 100), 10, n, 3.0, 30.0))
+    correct_everywhere = np.ones((2, n), bool)
+    for t in range(10):
+        x = np.stack([_skimage_rotate_translate(im, *draws[:, t, i]) for i, im in enumerate(images)])
+        correct_everywhere &= np.stack([np.argmax(x.reshape(n, -1) @ w + b, -1) == labels
+                                        for w, b in zip(params["w"], params["b"])])
+    np.testing.assert_allclose(recorded(kind="worst_case", attack="random"), correct_everywhere.mean(-1),
+                               atol=2 / n + 1e-9)
+
+    # MNIST-C's translate and the shift grid's corners agree on every image, for every model.
+    checks = results.select(records, kind="translate_check")
+    assert len(checks) == 5 * (5 * 2 + 5 * 1) and all(r["agreement"] == 1.0 for r in checks)
+    for r in results.select(records, kind="worst_case", attack="grid"):  # worst over the grid ≤ its clean point
+        clean = results.select(records, kind="worst_case", attack="grid_clean", model=r["model"],
+                               remedy=r["remedy"], seed=r["seed"])
+        assert r["accuracy"] <= clean[0]["accuracy"]
+    # Centring undoes whole-pixel shifts: under translate by 1 or 2 px it keeps its clean accuracy
+    # up to the few digits that lose ink over the edge.
+    centred = lambda **kw: np.mean([r["accuracy"] for r in results.select(  # noqa: E731
+        records, kind="corruption", model="linear", remedy="centring", **kw)])
+    for c in (1, 2):
+        assert abs(centred(corruption="translate", severity=c) - centred(corruption="clean")) <= 0.02
+    table = (out / "table.md").read_text()
+    assert "LeCun et al. 1998: linear classifier, deskewed†" in table and "MNIST-C aug." in table
+
+
 def _outputs(out):
     return sorted(p.name for p in out.iterdir())
 
@@ -130,6 +193,7 @@ def _tables_match(out, table_list):
     assert (out / "table.md").read_text() == "\n".join(t.markdown() for t in table_list)
 
 
+@pytest.mark.xdist_group("ladder")  # with test_contracts' failing ladder: the same programs
 def test_ladder_quick(tmp_path):
     out = tmp_path / "ladder"
     written = ladder.main(["--out", str(out), "--quick"])

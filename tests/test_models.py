@@ -133,3 +133,13 @@ def test_every_model_has_one_name_and_a_title():
                                                              jnp.zeros((2, 28, 28))), (2, 3))
     with pytest.raises(ValueError, match="Unknown model"):
         models.get("small CNN")
+
+
+def test_a_preprocessed_model_maps_every_input_first():
+    x, _ = batch(16)
+    model = models.preprocessed(models.LINEAR, transforms.deskew)
+    params = model.init(jax.random.key(5))
+    assert jax.tree.all(jax.tree.map(np.array_equal, params, models.LINEAR.init(jax.random.key(5))))
+    deskewed = np.asarray(transforms.deskew(jnp.asarray(x)), np.float64).reshape(16, -1)
+    want = deskewed @ np.asarray(params["w"], np.float64) + np.asarray(params["b"], np.float64)
+    np.testing.assert_allclose(model.logits(params, jnp.asarray(x)), want, rtol=1e-5, atol=1e-5)

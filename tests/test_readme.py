@@ -4,6 +4,8 @@ import importlib
 import re
 from pathlib import Path
 
+import pytest
+
 from experiments import readme
 from mnist_linear import models, results
 
@@ -39,3 +41,21 @@ def test_committed_tables_match_their_results():
         recipes = written["linear_recipe"]  # one, or one per regression problem
         recipes = recipes.values() if written["experiment"] == "regression" else [recipes]
         assert written["preset"] in ("cpu", "gpu") and all({"learning_rate", "on_edge"} <= set(r) for r in recipes)
+
+
+def test_side_by_side_blocks_copy_the_cells_of_both_tables(tmp_path):
+    for name in ("locality", "locality-fashion"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "table.md").write_text((ROOT / "results" / name / "table.md").read_text())
+    block = ('<!-- side by side locality/table.md locality-fashion/table.md table="Locality" columns="permuted;original" '
+             'labels="A;B" caption="Both." -->\n<!-- end include -->\n')
+    out = readme.render(block, tmp_path)
+    rows = {line.split(" | ")[0][2:]: line.strip("| \n").split(" | ") for line in out.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["model"] == ["model", "A: permuted", "A: original", "B: permuted", "B: original"]
+    for side, name in ((1, "locality"), (3, "locality-fashion")):
+        source = [line.strip("| \n").split(" | ") for line in (tmp_path / name / "table.md").read_text().splitlines()
+                  if line.startswith("| linear |")][0]
+        assert rows["linear"][side:side + 2] == [source[2], source[1]]  # permuted, then original, as asked
+    with pytest.raises(ValueError, match="no column"):
+        readme.render(block.replace("permuted;original", "permuted;shuffled"), tmp_path)

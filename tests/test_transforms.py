@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from absl.testing import parameterized
 from realdata import batch, mnist
 
@@ -292,3 +293,71 @@ def test_mnist_c_refuses_unknown_corruptions_and_severities():
         transforms.mnist_c_params(jax.random.key(0), 4, "fog", 1)
     with pytest.raises(ValueError, match="1…5"):
         transforms.mnist_c_params(jax.random.key(0), 4, "rotate", 6)
+
+
+def _skimage_rotate_translate(image, dx, dy, degrees):
+    """The content rotated about (13.5, 13.5) by `degrees` (counter-clockwise as displayed), then moved by
+    (dx, dy): scikit-image's forward AffineTransform, warped with its inverse; bilinear, zero fill, clipped."""
+    c = np.array([13.5, 13.5])
+    forward = np.linalg.inv(np.asarray(_rotation(degrees)))
+    matrix = np.vstack([np.c_[forward, c + np.array([dx, dy]) - forward @ c], [0, 0, 1]])
+    return np.clip(sk_transform.warp(image.astype(np.float64), sk_transform.AffineTransform(matrix=matrix).inverse,
+                                     order=1, mode="constant", cval=0.0), 0, 1)
+
+
+def test_rotate_translate_matches_scikit_image():
+    x, _ = batch(6)
+    for dx, dy, degrees in ((1.5, -3.0, 20.0), (0.0, 0.0, -30.0), (-3.0, 2.25, 7.0), (3.0, 3.0, 0.0)):
+        want = np.stack([_skimage_rotate_translate(im, dx, dy, degrees) for im in x])
+        np.testing.assert_allclose(transforms.rotate_translate(x, dx, dy, degrees), want, atol=3e-5)
+    # Integer shifts without rotation are exact translations.
+    np.testing.assert_array_equal(transforms.rotate_translate(x, 2.0, -1.0, 0.0), transforms.translate(x, 2, -1))
+
+
+def test_engstrom_grid_and_random_draws():
+    dx, dy, degrees = transforms.spatial_grid(3.0, 30.0, (5, 5, 31))
+    chex.assert_shape([dx, dy, degrees], (775,))
+    assert sorted(set(dx.tolist())) == [-3.0, -1.5, 0.0, 1.5, 3.0]
+    np.testing.assert_allclose(np.unique(degrees), np.arange(-30, 31, 2), atol=1e-5)
+    assert len({(a, b, c) for a, b, c in zip(dx, dy, degrees)}) == 775 and (0, 0, 0) in set(zip(dx, dy, degrees))
+    with pytest.raises(ValueError, match="three counts"):
+        transforms.spatial_grid(3.0, 30.0, (5, 0, 31))
+    with pytest.raises(ValueError, match="tries ≥ 1"):
+        transforms.random_spatial(jax.random.key(0), 0, 10, 3.0, 30.0)
+    draws = np.asarray(transforms.random_spatial(jax.random.key(0), 10, 5000, 3.0, 30.0))
+    chex.assert_shape(draws, (3, 10, 5000))
+    for values, limit in zip(draws, (3.0, 3.0, 30.0)):  # uniform on [-limit, limit]: a KS test, not a range check
+        assert np.abs(values).max() <= limit
+        assert scipy.stats.kstest(values.ravel(), scipy.stats.uniform(-limit, 2 * limit).cdf).pvalue > 1e-3
+    np.testing.assert_array_equal(draws, transforms.random_spatial(jax.random.key(0), 10, 5000, 3.0, 30.0))
+
+
+def test_mnist_c_translate_is_the_exact_shift_of_its_drawn_offsets():
+    x, _ = batch(12)
+    key = jax.random.key(7)
+    dx, dy = (np.asarray(p) for p in transforms.mnist_c_params(key, 12, "translate", 3))
+    want = np.stack([_np_translate(im, int(i), int(j), "zeros") for im, i, j in zip(x, dx, dy)])
+    np.testing.assert_array_equal(transforms.mnist_c(key, jnp.asarray(x), "translate", 3), want)
+
+
+def test_random_mnist_c_gives_each_image_one_of_the_corruptions():
+    x, _ = batch(300)
+    augmented = np.asarray(transforms.random_mnist_c(jax.random.key(3), jnp.asarray(x)))
+    # Every candidate, by scikit-image's recipe: none, or a corruption at a severity and sign.
+    found = []
+    for image, out in zip(x, augmented):
+        candidates = {("none", 0): image}
+        for corruption, magnitudes in transforms.MNIST_C.items():
+            for severity, c in enumerate(magnitudes, 1):
+                signed = ([(c,)] if corruption == "scale" else
+                          [(s * c,) for s in (-1, 1)] if corruption != "translate" else
+                          [((sx * c, sy * c),) for sx in (-1, 1) for sy in (-1, 1)])
+                for (v,) in signed:
+                    candidates[corruption, severity, str(v)] = _mnist_c_reference(image, corruption, v)
+        errors = {k: np.abs(out - v).max() for k, v in candidates.items()}
+        best = min(errors, key=errors.get)
+        assert errors[best] < 3e-5, (best, errors[best])
+        found.append(best[0])
+    kinds, counts = np.unique(found, return_counts=True)
+    assert set(kinds) == {"none", *transforms.MNIST_C}
+    assert scipy.stats.chisquare(counts).pvalue > 1e-3  # each of the five about equally often
