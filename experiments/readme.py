@@ -12,10 +12,11 @@ and `<!-- include results/translation-gpu/table.md tables="Shift robustness;the 
 keeps only the tables whose captions contain those texts, in that order.
 
     <!-- side by side results/translation/table.md results/translation-fashion/table.md table="Shift robustness"
-         columns="0 px;2 px" labels="MNIST;Fashion-MNIST" caption="..." -->
+         columns="0 px;2 px" labels="MNIST;Fashion-MNIST" -->
 
 (on one line) puts the chosen columns of one table from each file next to each other, rows matched by
-their first cell (the model), with a link to both files for the settings.
+their first cell (the model), under the first table's caption less its dataset, with a link to both
+files for the settings.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-from mnist_linear import results
+from mnist_linear import data, results
 
 BLOCK = re.compile(
     r'(<!-- include (?P<path>\S+)(?: tables="(?P<tables>[^"]+)")? -->\n)(?P<body>.*?)(<!-- end include -->)', re.DOTALL)
@@ -32,7 +33,7 @@ BLOCK = re.compile(
 
 SIDE_BY_SIDE = re.compile(
     r'(<!-- side by side (?P<left>\S+) (?P<right>\S+) table="(?P<table>[^"]+)" columns="(?P<columns>[^"]+)" '
-    r'labels="(?P<labels>[^"]+)" caption="(?P<caption>[^"]+)" -->\n)(?P<body>.*?)(?P<end><!-- end include -->)', re.DOTALL)
+    r'labels="(?P<labels>[^"]+)" -->\n)(?P<body>.*?)(?P<end><!-- end include -->)', re.DOTALL)
 
 
 def split_tables(text: str) -> list[str]:
@@ -55,19 +56,24 @@ def _contents(match: re.Match, root: Path) -> str:
     return "\n".join(chosen)
 
 
-def _one_table(path: str, caption: str, root: Path) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the one table in `path` whose caption contains `caption`, as cells."""
+def _one_table(path: str, caption: str, root: Path) -> tuple[str, list[str], list[list[str]]]:
+    """(caption, header, rows) of the one table in `path` whose caption contains `caption`, as cells."""
     hits = [t for t in split_tables((root / path).read_text()) if caption in t.splitlines()[0]]
     if len(hits) != 1:
         raise ValueError(f"{path}: {len(hits)} tables have {caption!r} in their caption, not 1.")
     cells = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in hits[0].splitlines()
              if line.startswith("|")]
-    return cells[0], cells[2:]  # the header, then the rows after the --- line
+    return hits[0].splitlines()[0].strip("*"), cells[0], cells[2:]  # the header, then the rows after ---
 
 
 def _side_by_side(match: re.Match, root: Path) -> str:
     columns, labels = match.group("columns").split(";"), match.group("labels").split(";")
-    tables = [_one_table(match.group(side), match.group("table"), root) for side in ("left", "right")]
+    if len(labels) != 2 or not all(columns):
+        raise ValueError(f"A side-by-side block needs two labels and named columns, got labels={labels}, "
+                         f"columns={columns}.")
+    (caption, *left), (_, *right) = (_one_table(match.group(side), match.group("table"), root)
+                                     for side in ("left", "right"))
+    tables = [left, right]
     picked = []
     for (header, rows), path in zip(tables, (match.group("left"), match.group("right"))):
         missing = [c for c in columns if c not in header]
@@ -76,7 +82,9 @@ def _side_by_side(match: re.Match, root: Path) -> str:
         picked.append({row[0]: [row[header.index(c)] for c in columns] for row in rows})
     names = list(dict.fromkeys([*picked[0], *picked[1]]))
     header = [tables[0][0][0], *(f"{label}: {c}" for label in labels for c in columns)]
-    lines = [f"**{match.group('caption')}**", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    caption = re.sub(" on (" + "|".join(data.SOURCES) + r")\b", "", caption).rstrip(".")
+    caption += f": {labels[0]} and {labels[1]} side by side."
+    lines = [f"**{caption}**", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join([name, *(cell for side in picked for cell in side.get(name, ["—"] * len(columns)))])
               + " |" for name in names]
     lines += ["", f"Columns from [{match.group('left')}]({match.group('left')}) ({labels[0]}) and "

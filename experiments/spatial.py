@@ -30,7 +30,8 @@ What is measured, per model (linear, MLP, small CNN, larger CNN) and remedy, S s
    only if it is correct under every transform tried.
 3. Remedies: centring by centre of mass and deskewing (LeCun et al. 1998), built into the linear
    model as preprocessing of every image it trains on or is scored on (after the perturbation);
-   augmentation with random shifts (±`augment_shift` px) and with MNIST-C's own family
+   augmentation with random shifts (±`augment_shift` px), with the worst case's own family (random
+   rotations and translations in its ranges, as Engstrom et al. augment) and with MNIST-C's
    (`transforms.random_mnist_c`), for the linear model and the small CNN. The clean column gives each
    remedy's cost at zero perturbation.
 
@@ -57,9 +58,8 @@ TASK = tasks.CLASSIFICATION
 CORRUPTIONS = tuple(transforms.MNIST_C)
 SEVERITIES = (1, 2, 3, 4, 5)
 CORNERS = ((-1, -1), (1, -1), (-1, 1), (1, 1))  # (sign of dx, sign of dy)
-# Remedies by their one name: title suffix in tables and figures.
-REMEDIES = {"none": "", "centring": " + centring", "deskewing": " + deskewing", "shift_aug": " + shift aug.",
-            "mnist_c_aug": " + MNIST-C aug."}
+VARIANT = ("model", "preprocess", "augment")  # the fields that name a model variant in the records
+PLAIN_LINEAR = {"model": "linear", "preprocess": "none", "augment": "none"}
 LITERATURE = (  # LeCun et al. 1998, "Gradient-based learning applied to document recognition", Fig. 9
     ("LeCun et al. 1998: linear classifier†", "88.0"),
     ("LeCun et al. 1998: linear classifier, deskewed†", "91.6"),
@@ -113,13 +113,7 @@ class Config(configs.TrainingConfig):
                              f"({self.test_examples}).")
 
 
-def _shift_or_warp(images, matrix, offset, dx, dy, exact):
-    """One image's transform at one evaluation point: exact integer `translate` (the shift grid) where
-    `exact`, else `transforms.warp`. Both are computed; the translate costs next to nothing."""
-    return jnp.where(exact, transforms.translate(images, dx, dy), transforms.warp(images, matrix, offset))
-
-
-POINT_TRANSFORM = transforms.each(_shift_or_warp)
+POINT_TRANSFORM = transforms.each(transforms.translate_or_warp)  # per image: (matrix, offset, dx, dy, exact)
 
 
 def evaluation_points(config: Config, num_images: int) -> tuple[tuple[np.ndarray, ...], dict]:
@@ -152,11 +146,10 @@ def evaluation_points(config: Config, num_images: int) -> tuple[tuple[np.ndarray
     return stacked, layout
 
 
-def variant_records(name: str, remedy: str, classes: np.ndarray, grid_classes: np.ndarray, labels: np.ndarray,
+def variant_records(tag: dict, classes: np.ndarray, grid_classes: np.ndarray, labels: np.ndarray,
                     offsets: np.ndarray, layout: dict, failed: np.ndarray) -> list[dict]:
     """The records of one model variant from its classes `(P, S, N)` on the evaluation points and
-    `(G, S, n)` on the exhaustive grid (the first n test images)."""
-    tag = {"model": name, "remedy": remedy}
+    `(G, S, n)` on the exhaustive grid (the first n test images); `tag` names the variant (`VARIANT`)."""
     correct = classes == labels  # (P, S, N)
     seeds = range(correct.shape[1])
     fail = lambda s: failed[s] or None  # noqa: E731
@@ -198,28 +191,31 @@ def main(argv=None) -> dict:
     deep_config = dataclasses.replace(config, seeds=config.deep_seeds, epochs=config.deep_epochs)
     linear_eval = {"batch_size": config.eval_batch_size}
     deep_eval = {"batch_size": config.deep_eval_batch_size, "points_at_once": config.deep_points_at_once}
-    shift_aug = functools.partial(transforms.random_shift, max_shift=config.augment_shift)
+    augmentations = {
+        "none": None, "mnist_c": transforms.random_mnist_c,
+        "shift": functools.partial(transforms.random_shift, max_shift=config.augment_shift),
+        "rotate_translate": functools.partial(transforms.random_rotate_translate, max_shift=config.max_shift,
+                                              max_degrees=config.max_degrees)}
+    preprocessing = {"none": lambda model: model,
+                     "centring": lambda model: models.preprocessed(model, transforms.centre),
+                     "deskewing": lambda model: models.preprocessed(model, transforms.deskew)}
     cnn = models.get("cnn_small")
-    variants = [  # (model name, remedy, model, augmentation, run config, hyperparameters, evaluation settings)
-        ("linear", "none", models.LINEAR, None, config, recipe.best, linear_eval),
-        ("linear", "centring", models.preprocessed(models.LINEAR, transforms.centre), None, config, recipe.best,
-         linear_eval),
-        ("linear", "deskewing", models.preprocessed(models.LINEAR, transforms.deskew), None, config, recipe.best,
-         linear_eval),
-        ("linear", "shift_aug", models.LINEAR, shift_aug, config, recipe.best, linear_eval),
-        ("linear", "mnist_c_aug", models.LINEAR, transforms.random_mnist_c, config, recipe.best, linear_eval),
-        ("mlp", "none", models.get("mlp"), None, deep_config, config.deep_hparams, deep_eval),
-        ("cnn_small", "none", cnn, None, deep_config, config.deep_hparams, deep_eval),
-        ("cnn_small", "shift_aug", cnn, shift_aug, deep_config, config.deep_hparams, deep_eval),
-        ("cnn_small", "mnist_c_aug", cnn, transforms.random_mnist_c, deep_config, config.deep_hparams, deep_eval),
-        ("cnn_large", "none", models.get("cnn_large", widths=config.large_widths, hidden=config.large_hidden), None,
+    variants = [  # (model name, preprocessing, augmentation, model, run config, hyperparameters, evaluation)
+        *(("linear", p, a, models.LINEAR, config, recipe.best, linear_eval)
+          for p, a in (("none", "none"), ("centring", "none"), ("deskewing", "none"), ("none", "shift"),
+                       ("none", "rotate_translate"), ("none", "mnist_c"))),
+        ("mlp", "none", "none", models.get("mlp"), deep_config, config.deep_hparams, deep_eval),
+        *(("cnn_small", "none", a, cnn, deep_config, config.deep_hparams, deep_eval)
+          for a in ("none", "shift", "rotate_translate", "mnist_c")),
+        ("cnn_large", "none", "none", models.get("cnn_large", widths=config.large_widths, hidden=config.large_hidden),
          deep_config, config.deep_hparams, deep_eval),
     ]
     records, timing = [], {}
     offsets = np.asarray(points[1])
-    for name, remedy, model, augment, run_config, hparams, eval_settings in variants:
-        label = tables.TITLES[name] + REMEDIES[remedy]
-        trained = experiment.train_models(label, run_config, split, hparams, model, augment=augment)
+    for name, preprocess, augment, base, run_config, hparams, eval_settings in variants:
+        tag = {"model": name, "preprocess": preprocess, "augment": augment}
+        label, model = variant_title(tag), preprocessing[preprocess](base)
+        trained = experiment.train_models(label, run_config, split, hparams, model, augment=augmentations[augment])
         timing[f"{label}: training"] = trained.timing
         classes, timing[f"{label}: MNIST-C, corners, worst of {config.random_tries}"] = experiment.compile_and_run(
             evaluate.grid_outputs, trained.params, test.images, points, apply=model.logits,
@@ -227,8 +223,8 @@ def main(argv=None) -> dict:
         grid_classes, timing[f"{label}: exhaustive grid"] = experiment.compile_and_run(
             evaluate.grid_outputs, trained.params, test.images[:n_grid], grid, apply=model.logits,
             transform=transforms.rotate_translate, reduce=TASK.reduce, **eval_settings)
-        records += variant_records(name, remedy, np.asarray(classes), np.asarray(grid_classes), test.labels,
-                                   offsets, layout, trained.failed)
+        records += variant_records(tag, np.asarray(classes), np.asarray(grid_classes), test.labels, offsets, layout,
+                                   trained.failed)
     for phase, t in timing.items():
         print(f"{phase}: compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s")
 
@@ -236,7 +232,7 @@ def main(argv=None) -> dict:
     write_strip(run.dataset, config, out / "examples.png")
     return experiment.finish(
         run, experiment="spatial", make_tables=make_tables, write_figures=write_figures, records=records,
-        timing=timing, test_images=n_test, grid_images=n_grid, group=("kind", "model", "remedy"),
+        timing=timing, test_images=n_test, grid_images=n_grid, group=("kind", *VARIANT),
         linear_recipe=recipe.recipe())
 
 
@@ -245,9 +241,10 @@ def write_strip(dataset: data.Dataset, config: Config, path) -> None:
     random draws of the worst-case family."""
     images = data.to_float(jnp.asarray(dataset.test.images[:1]))
     key = jax.random.fold_in(jax.random.key(config.seed), 4)
-    rows = [[images[0], *(transforms.mnist_c(jax.random.fold_in(key, s), images, c, s)[0] for s in SEVERITIES)]
-            for c in CORRUPTIONS]
-    draws = transforms.random_spatial(key, len(SEVERITIES), 1, config.max_shift, config.max_degrees)
+    rows = [[images[0], *(transforms.mnist_c(jax.random.fold_in(key, 10 * i + s), images, c, s)[0]
+                          for s in SEVERITIES)] for i, c in enumerate(CORRUPTIONS)]
+    draws = transforms.random_spatial(jax.random.fold_in(key, 100), len(SEVERITIES), 1, config.max_shift,
+                                      config.max_degrees)
     rows.append([images[0], *transforms.each(transforms.rotate_translate)(
         jnp.repeat(images, len(SEVERITIES), 0), *(d[:, 0] for d in draws))])
     plots.digits(rows, path, row_labels=[*CORRUPTIONS, "worst-case family"], frame=True,
@@ -256,11 +253,13 @@ def write_strip(dataset: data.Dataset, config: Config, path) -> None:
 
 
 def variant_title(record: dict) -> str:
-    return tables.TITLES[record["model"]] + REMEDIES[record["remedy"]]
+    """'linear + deskewing', say: the model's title, its preprocessing and its augmentation."""
+    return (tables.TITLES[record["model"]] + tables.PREPROCESSING[record["preprocess"]]
+            + tables.AUGMENTATIONS[record["augment"]])
 
 
 def _variants(records: list[dict]) -> list[dict]:
-    return [dict(v) for v in dict.fromkeys(tuple((k, r[k]) for k in ("model", "remedy")) for r in records)]
+    return [dict(v) for v in dict.fromkeys(tuple((k, r[k]) for k in VARIANT) for r in records)]
 
 
 def severity_curve(records: list[dict], variant: dict, corruption: str) -> list[float]:
@@ -342,8 +341,8 @@ def make_tables(written: dict) -> list[tables.Table]:
             header=("severity c", "same prediction (min over models and seeds, %)", "translate accuracy (%)",
                     "corner accuracy, mean of (±c, ±c) (%)"),
             rows=tuple((str(c), f"{100 * lowest_agreement(checks, severity=c):.2f}",
-                        cell(acc(corrupted, model="linear", remedy="none", corruption="translate", severity=c)),
-                        cell(results.per_seed(checks, "corner_accuracy", model="linear", remedy="none", severity=c)))
+                        cell(acc(corrupted, **PLAIN_LINEAR, corruption="translate", severity=c)),
+                        cell(results.per_seed(checks, "corner_accuracy", **PLAIN_LINEAR, severity=c)))
                        for c in SEVERITIES),
             notes=("Accuracies of the linear model. Same prediction: the fraction of images whose prediction under "
                    "MNIST-C's translate (bilinear warp at integer offsets) equals the prediction at the corner of "
@@ -376,28 +375,33 @@ def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], w
     cell = lambda values: tables.mean_std_of(values, digits=1)  # noqa: E731
 
     def gain(variant, values_of):
-        base = values_of({**variant, "remedy": "none"})
+        base = values_of({**variant, "preprocess": "none", "augment": "none"})
         mine = values_of(variant)
         return f"{100 * (mine.mean() - base.mean()):+.1f}" if len(base) and len(mine) else "—"
 
     clean = lambda v: acc(corrupted, **v, corruption="clean")  # noqa: E731
     random = lambda v: acc(worst, **v, attack="random")  # noqa: E731
-    with_remedies = {v["model"] for v in variants if v["remedy"] != "none"}
-    rows = [(variant_title(v), cell(clean(v)), "—" if v["remedy"] == "none" else gain(v, clean),
-             cell(severity_mean(corrupted, v, "translate")), cell(severity_mean(corrupted, v, "rotate")), cell(random(v)))
+    plain = lambda v: v["preprocess"] == v["augment"] == "none"  # noqa: E731
+    with_remedies = {v["model"] for v in variants if not plain(v)}
+    rows = [(variant_title(v), cell(clean(v)), "—" if plain(v) else gain(v, clean),
+             cell(severity_mean(corrupted, v, "translate")), cell(severity_mean(corrupted, v, "rotate")), cell(random(v)),
+             cell(acc(worst, **v, attack="grid")))
             for v in variants if v["model"] in with_remedies]
     if config["dataset"] == "mnist":
-        rows += [(name, accuracy, "—", "—", "—", "—") for name, accuracy in LITERATURE]
+        rows += [(name, accuracy, "—", "—", "—", "—", "—") for name, accuracy in LITERATURE]
     return tables.Table(
         caption=f"Remedies on {config['dataset']}: accuracy (%) clean, under MNIST-C's translate and rotate (mean over "
-                f"severities) and worst of {config['random_tries']} random, mean ± std over seeds.",
+                f"severities), worst of {config['random_tries']} random and on the exhaustive grid, mean ± std over "
+                "seeds.",
         header=("model", "clean", "cost at zero perturbation (pts)", "translate", "rotate",
-                f"worst of {config['random_tries']}"),
+                f"worst of {config['random_tries']}", f"grid, first {written['grid_images']:,}"),
         rows=tuple(rows),
         notes=("Centring: each image shifted by whole pixels to put its centre of mass at the centre (MNIST's own "
                "preprocessing); deskewing: sheared to zero second-moment skew and centred (LeCun et al. 1998). Both "
                "act on every image the model trains on and on every perturbed test image. Shift aug.: random shifts "
-               f"in [-{config['augment_shift']}, {config['augment_shift']}]² px; MNIST-C aug.: each training image "
+               f"in [-{config['augment_shift']}, {config['augment_shift']}]² px; rotation/translation aug.: a random "
+               f"rotation in ±{config['max_degrees']:g}° and translation in ±{config['max_shift']:g} px per image "
+               "(the worst case's family); MNIST-C aug.: each training image "
                "left as it is or given one of MNIST-C's four corruptions at a random severity. Cost at zero "
                "perturbation: clean accuracy minus the same model's without the remedy.",
                "† Reported in the literature (accuracy = 100 − error; 12.0 and 8.4 % error), not run here."),

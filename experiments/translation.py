@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
           ("cnn_small", "shift", True, cnn_aug, cnn_tta, cnn_eval)] if config.cnn_tta else [])
     records = []
     for name, aug_name, tta, trained, apply, eval_settings in variants:
-        label = name + (" + shift aug." if aug_name == "shift" else "") + (" + TTA" if tta else "")
+        label = name + tables.AUGMENTATIONS[aug_name] + (" + TTA" if tta else "")
         classes, timing[f"{label}: evaluation"] = experiment.compile_and_run(
             evaluate.grid_outputs, trained.params, test.images, grid, apply=apply, transform=SHIFT_EACH,
             reduce=TASK.reduce, per_example=True, **eval_settings)
@@ -225,8 +225,7 @@ def main(argv=None) -> dict:
 
 def variant_title(record: dict) -> str:
     """'linear + shift aug. + TTA', say: the model's title and its remedies."""
-    return (tables.TITLES[record["model"]] + (" + shift aug." if record["augment"] == "shift" else "")
-            + (" + TTA" if record["tta"] else ""))
+    return tables.TITLES[record["model"]] + tables.AUGMENTATIONS[record["augment"]] + (" + TTA" if record["tta"] else "")
 
 
 def _variants(records: list[dict]) -> list[dict]:

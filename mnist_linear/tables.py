@@ -13,6 +13,10 @@ from mnist_linear.stats import Summary, summarize
 # The title of each model of `models.NAMES` in tables and figures.
 TITLES = {"linear": "linear", "mlp": "MLP (300 hidden)", "cnn_small": "small CNN (LeNet-5 layout)",
           "cnn_large": "larger CNN", "cnn_gap": "CNN, global pooling", "templates": "k templates per class"}
+# Each augmentation's and preprocessing's one name (results files) and what it adds to a model's title.
+AUGMENTATIONS = {"none": "", "shift": " + shift aug.", "mnist_c": " + MNIST-C aug.",
+                 "rotate_translate": " + rotation/translation aug."}
+PREPROCESSING = {"none": "", "centring": " + centring", "deskewing": " + deskewing"}
 
 
 class Table(NamedTuple):

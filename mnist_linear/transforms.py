@@ -157,12 +157,15 @@ def deskew(images: jax.Array) -> jax.Array:
     """Deskewing (LeCun et al. 1998; the linear classifier's error falls from 12.0 to 8.4 % with it): each
     float image `(N, H, W)` is sheared horizontally by minus its `skew` about its centre of mass and
     moved so that point lands at the image centre; bilinear, zero fill. Output pixel (u, v) from the
-    centre samples the input at (cx + u + skew · v, cy + v)."""
+    centre samples the input at (cx + u + skew · v, cy + v). A blank image (no moments) stays as it is."""
     com, alpha = centre_of_mass(images), skew(images)
+    blank = ~jnp.isfinite(alpha)
+    alpha = jnp.where(blank, 0.0, alpha)
     one, zero = jnp.ones_like(alpha), jnp.zeros_like(alpha)
     matrices = jnp.stack([jnp.stack([one, alpha], -1), jnp.stack([zero, one], -1)], -2)  # (N, 2, 2)
     height, width = images.shape[-2:]
     offsets = com - jnp.broadcast_to(jnp.array([(width - 1) / 2, (height - 1) / 2], jnp.float32), com.shape)
+    offsets = jnp.where(blank[:, None], 0.0, offsets)
     return each(affine)(images, matrices, offsets)
 
 
@@ -201,7 +204,10 @@ def shear_matrix(degrees) -> jax.Array:
 
 
 def scale_matrix(factor) -> jax.Array:
-    """`affine`'s matrix of `scale`: factors `(...)` -> float32 `(..., 2, 2)`."""
+    """`affine`'s matrix of `scale`: factors `(...)` -> float32 `(..., 2, 2)`. Raises ValueError for a
+    concrete factor ≤ 0."""
+    if not isinstance(factor, jax.core.Tracer) and not np.all(np.asarray(factor) > 0):
+        raise ValueError(f"scale factor must be > 0, got {factor!r}.")
     inverse = 1 / jnp.asarray(factor, jnp.float32)
     zero = jnp.zeros_like(inverse)
     return _matrix(inverse, zero, zero, inverse)
@@ -225,8 +231,6 @@ def shear(images: jax.Array, degrees) -> jax.Array:
 def scale(images: jax.Array, factor) -> jax.Array:
     """Zoom by `factor` about the centre (factor < 1 shrinks the digit); float `(..., H, W)`.
     Raises ValueError for a concrete factor ≤ 0."""
-    if not isinstance(factor, jax.core.Tracer) and not np.all(np.asarray(factor) > 0):
-        raise ValueError(f"scale factor must be > 0, got {factor!r}.")
     return affine(images, scale_matrix(factor))
 
 
@@ -235,6 +239,20 @@ def warp(images: jax.Array, matrix: jax.Array, offset) -> jax.Array:
     every spatial grid here evaluates, since each of rotate, shear, scale and translate is one
     (matrix, offset). float `(..., H, W)` -> same."""
     return jnp.clip(affine(images, matrix, offset), 0.0, 1.0)
+
+
+def translate_or_warp(images: jax.Array, matrix: jax.Array, offset, dx, dy, exact) -> jax.Array:
+    """`translate(images, dx, dy)` (exact integer indexing, the shift grid's path) where the traced bool
+    `exact` holds, else `warp(images, matrix, offset)`: shifts and affine maps in one traced grid (both
+    are computed; the shift costs next to nothing). float `(..., H, W)`."""
+    return jnp.where(exact, translate(images, dx, dy), warp(images, matrix, offset))
+
+
+def random_rotate_translate(key: jax.Array, images: jax.Array, max_shift: float, max_degrees: float) -> jax.Array:
+    """Augmentation with Engstrom et al.'s family: each float image `(N, H, W)` rotated and translated by
+    its own draw of `random_spatial` (uniform on ±`max_degrees`°, ±`max_shift` px)."""
+    dx, dy, degrees = (d[0] for d in random_spatial(key, 1, images.shape[0], max_shift, max_degrees))
+    return each(rotate_translate)(images, dx, dy, degrees)
 
 
 def rotate_translate(images: jax.Array, dx, dy, degrees) -> jax.Array:
@@ -257,7 +275,7 @@ def spatial_grid(max_shift: float, max_degrees: float, points: tuple[int, int, i
     max_shift] px, [-max_shift, max_shift] px and [-max_degrees, max_degrees]°, every combination:
     (dx, dy, degrees), float32 `(nx·ny·nθ,)` each. Their MNIST and CIFAR grid: ±3 px, ±30°, (5, 5, 31)
     (MadryLab/adversarial_spatial `config.json`). Raises ValueError for fewer than one point per axis."""
-    if min(points) < 1 or len(points) != 3:
+    if len(points) != 3 or min(points) < 1:
         raise ValueError(f"points must be three counts ≥ 1 (dx, dy, angle), got {points!r}.")
     axes = [np.linspace(-limit, limit, n, dtype=np.float32)
             for limit, n in zip((max_shift, max_shift, max_degrees), points)]

@@ -134,9 +134,10 @@ def test_spatial_quick_recounts_in_numpy_and_scikit_image(tmp_path, mnist_baseli
     _tables_match(out, spatial.make_tables(written))
     records, n = written["records"], written["test_images"]
     assert n == 200 and written["grid_images"] == 50
-    variants = {(r["model"], r["remedy"]) for r in records}
-    assert len(variants) == 10 and ("linear", "deskewing") in variants and ("cnn_large", "none") in variants
-    corrupted = results.select(records, kind="corruption", model="linear", remedy="none")
+    variants = {(r["model"], r["preprocess"], r["augment"]) for r in records}
+    assert len(variants) == 12 and ("linear", "deskewing", "none") in variants
+    assert ("cnn_small", "none", "rotate_translate") in variants and ("cnn_large", "none", "none") in variants
+    corrupted = results.select(records, kind="corruption", **spatial.PLAIN_LINEAR)
     assert len(corrupted) == 2 * (1 + 4 * 5)  # seeds × (clean + corruptions × severities)
 
     # The linear model is the baseline's (same recipe, seeds and config): recount it in numpy on the same
@@ -152,7 +153,7 @@ def test_spatial_quick_recounts_in_numpy_and_scikit_image(tmp_path, mnist_baseli
                          for w, b in zip(params["w"], params["b"])])
 
     def recorded(**kw):
-        return [r["accuracy"] for r in results.select(records, model="linear", remedy="none", **kw)]
+        return [r["accuracy"] for r in results.select(records, **spatial.PLAIN_LINEAR, **kw)]
 
     np.testing.assert_allclose(recorded(kind="corruption", corruption="clean"), accuracy(images), atol=1e-9)
     degrees = np.asarray(transforms.mnist_c_params(jax.random.fold_in(key, 3), n, "rotate", 3)[0])
@@ -167,22 +168,29 @@ def test_spatial_quick_recounts_in_numpy_and_scikit_image(tmp_path, mnist_baseli
                                         for w, b in zip(params["w"], params["b"])])
     np.testing.assert_allclose(recorded(kind="worst_case", attack="random"), correct_everywhere.mean(-1),
                                atol=2 / n + 1e-9)
+    # The exhaustive grid (3 × 3 × 5 in the quick preset) on the first 50 images, by scikit-image.
+    grid_correct = np.ones((2, 50), bool)
+    for point in zip(*transforms.spatial_grid(3.0, 30.0, (3, 3, 5))):
+        x = np.stack([_skimage_rotate_translate(im, *point) for im in images[:50]])
+        grid_correct &= np.stack([np.argmax(x.reshape(50, -1) @ w + b, -1) == labels[:50]
+                                  for w, b in zip(params["w"], params["b"])])
+    np.testing.assert_allclose(recorded(kind="worst_case", attack="grid"), grid_correct.mean(-1), atol=1 / 50 + 1e-9)
 
     # MNIST-C's translate and the shift grid's corners agree on every image, for every model.
     checks = results.select(records, kind="translate_check")
-    assert len(checks) == 5 * (5 * 2 + 5 * 1) and all(r["agreement"] == 1.0 for r in checks)
+    assert len(checks) == 5 * (6 * 2 + 6 * 1) and all(r["agreement"] == 1.0 for r in checks)
     for r in results.select(records, kind="worst_case", attack="grid"):  # worst over the grid ≤ its clean point
-        clean = results.select(records, kind="worst_case", attack="grid_clean", model=r["model"],
-                               remedy=r["remedy"], seed=r["seed"])
+        clean = results.select(records, kind="worst_case", attack="grid_clean", seed=r["seed"],
+                               **{k: r[k] for k in spatial.VARIANT})
         assert r["accuracy"] <= clean[0]["accuracy"]
     # Centring undoes whole-pixel shifts: under translate by 1 or 2 px it keeps its clean accuracy
     # up to the few digits that lose ink over the edge.
     centred = lambda **kw: np.mean([r["accuracy"] for r in results.select(  # noqa: E731
-        records, kind="corruption", model="linear", remedy="centring", **kw)])
+        records, kind="corruption", model="linear", preprocess="centring", augment="none", **kw)])
     for c in (1, 2):
         assert abs(centred(corruption="translate", severity=c) - centred(corruption="clean")) <= 0.02
     table = (out / "table.md").read_text()
-    assert "LeCun et al. 1998: linear classifier, deskewed†" in table and "MNIST-C aug." in table
+    assert "LeCun et al. 1998: linear classifier, deskewed†" in table and "rotation/translation aug." in table
 
 
 def _outputs(out):

@@ -4,6 +4,7 @@ import importlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import readme
@@ -48,7 +49,7 @@ def test_side_by_side_blocks_copy_the_cells_of_both_tables(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "table.md").write_text((ROOT / "results" / name / "table.md").read_text())
     block = ('<!-- side by side locality/table.md locality-fashion/table.md table="Locality" columns="permuted;original" '
-             'labels="A;B" caption="Both." -->\n<!-- end include -->\n')
+             'labels="A;B" -->\n<!-- end include -->\n')
     out = readme.render(block, tmp_path)
     rows = {line.split(" | ")[0][2:]: line.strip("| \n").split(" | ") for line in out.splitlines()
             if line.startswith("| ") and "---" not in line}
@@ -57,5 +58,24 @@ def test_side_by_side_blocks_copy_the_cells_of_both_tables(tmp_path):
         source = [line.strip("| \n").split(" | ") for line in (tmp_path / name / "table.md").read_text().splitlines()
                   if line.startswith("| linear |")][0]
         assert rows["linear"][side:side + 2] == [source[2], source[1]]  # permuted, then original, as asked
+    assert out.splitlines()[1].startswith("**Locality: test accuracy (%)") and out.splitlines()[1].endswith(
+        "seeds: A and B side by side.**") and " on mnist" not in out
+    with pytest.raises(ValueError, match="two labels"):
+        readme.render(block.replace('labels="A;B"', 'labels="A"'), tmp_path)
     with pytest.raises(ValueError, match="no column"):
         readme.render(block.replace("permuted;original", "permuted;shuffled"), tmp_path)
+
+
+def test_spatial_translate_agrees_with_the_translation_experiment():
+    """The same linear models (same recipe, seeds and data) in two experiments: MNIST-C's translate at
+    severity c against the mean over the four (±c, ±c) cells of the translation experiment's shift grid."""
+    spatial = results.read_json(ROOT / "results" / "spatial" / "results.json")
+    shifts = results.read_json(ROOT / "results" / "translation" / "results.json.gz")
+    assert spatial["linear_recipe"]["learning_rate"] == shifts["linear_recipe"]["learning_rate"]
+    grid = results.select(shifts["records"], kind="grid", model="linear", augment="none", tta=False, fill="zeros")
+    for c in (1, 2, 3):
+        corner = results.per_seed(spatial["records"], "corner_accuracy", kind="translate_check", model="linear",
+                                  preprocess="none", augment="none", severity=c)
+        diagonal = results.per_seed(grid, "accuracy", lambda r: abs(r["test_dx"]) == abs(r["test_dy"]) == c)
+        assert len(corner) == spatial["config"]["seeds"]
+        np.testing.assert_allclose(corner, diagonal[: len(corner)], atol=1e-12)

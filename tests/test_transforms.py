@@ -361,3 +361,18 @@ def test_random_mnist_c_gives_each_image_one_of_the_corruptions():
     kinds, counts = np.unique(found, return_counts=True)
     assert set(kinds) == {"none", *transforms.MNIST_C}
     assert scipy.stats.chisquare(counts).pvalue > 1e-3  # each of the five about equally often
+
+
+def test_rotate_translate_augmentation_draws_from_its_key():
+    x, _ = batch(8)
+    key = jax.random.key(11)
+    dx, dy, degrees = (np.asarray(d[0]) for d in transforms.random_spatial(key, 1, 8, 3.0, 30.0))
+    want = np.stack([_skimage_rotate_translate(im, *p) for im, p in zip(x, zip(dx, dy, degrees))])
+    np.testing.assert_allclose(transforms.random_rotate_translate(key, jnp.asarray(x), 3.0, 30.0), want, atol=3e-5)
+
+
+def test_moment_maps_leave_a_blank_image_alone():
+    blank = jnp.zeros((2, 28, 28), jnp.float32).at[1, 10:18, 12:15].set(1.0)
+    out = np.asarray(transforms.deskew(blank))
+    assert np.isfinite(out).all() and not out[0].any()
+    np.testing.assert_array_equal(transforms.centre(blank)[0], blank[0])
