@@ -8,7 +8,7 @@ Run:
     python -m experiments.spatial --out results/spatial-gpu --preset gpu # every image on the full grid
 
 Runtime (measured, 2 CPU cores, AMD EPYC): cpu about 17 min on MNIST and on Fashion-MNIST (12 models;
-the CNNs' evaluation on the 51 per-image points takes half of it); quick about a minute cold, 25 s
+the CNNs' evaluation on the 51 per-image points takes half of it); quick 61 s cold, 27 s
 with JAX's compilation cache warm. The gpu preset (every test image on the exhaustive grid) has not
 been run.
 Expected (MNIST, cpu preset, all 10,000 test images): the linear model 92.6 % clean, 44.8 % mean
