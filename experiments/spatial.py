@@ -186,6 +186,7 @@ def main(argv=None) -> dict:
     n_test = config.test_examples or len(run.dataset.test.labels)
     n_grid = config.grid_examples or n_test
     test = data.Split(run.test_split.images[:n_test], run.test_split.labels[:n_test])
+    grid_images = test.images[:n_grid]  # sliced once on the device, for every model's grid program
     points, layout = evaluation_points(config, n_test)
     grid = transforms.spatial_grid(config.max_shift, config.max_degrees, config.grid_points)
     points, grid = jax.device_put(points), jax.device_put(grid)
@@ -224,7 +225,7 @@ def main(argv=None) -> dict:
             evaluate.grid_outputs, trained.params, test.images, points, apply=model.logits,
             transform=POINT_TRANSFORM, reduce=TASK.reduce, per_example=True, **eval_settings)
         grid_classes, timing[f"{label}: exhaustive grid"] = experiment.compile_and_run(
-            evaluate.grid_outputs, trained.params, test.images[:n_grid], grid, apply=model.logits,
+            evaluate.grid_outputs, trained.params, grid_images, grid, apply=model.logits,
             transform=transforms.rotate_translate, reduce=TASK.reduce, **eval_settings)
         records += variant_records(tag, np.asarray(classes), np.asarray(grid_classes), test.labels, offsets, layout,
                                    trained.failed)
