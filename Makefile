@@ -4,12 +4,13 @@
 # and, for every table of the README (about an hour and a half on 2 CPU cores):
 #   make results    runs every experiment's cpu preset into results/<name>/
 #   make results-gpu  every experiment's gpu preset into results/<name>-gpu/ (needs a GPU)
+#   make benchmark  our speed against the peers (PyTorch, scikit-learn, a Flax-style loop), into benchmarks/README.md
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export MNIST_LINEAR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: baseline test results results-gpu
+.PHONY: baseline test results results-gpu benchmark
 RUN := $(BIN)/python -m experiments
 
 $(VENV)/installed: pyproject.toml
@@ -43,6 +44,18 @@ results-gpu: $(VENV)/installed
 	$(RUN).resolution --out results/resolution-gpu --preset gpu
 	$(RUN).spatial --out results/spatial-gpu --preset gpu
 	$(RUN).readme README.md
+
+# The peers live in their own environment (pyproject's "bench"). PyTorch's CPU build lives on its own index:
+# PyPI's torch pulls a CUDA build of several GB. TORCH_INDEX= leaves it out (offline, with a local wheel).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+.venv-bench/installed: pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --upgrade pip
+	.venv-bench/bin/pip install --quiet -e '.[bench]' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	touch $@
+
+benchmark: .venv-bench/installed
+	.venv-bench/bin/python -m benchmarks.speed --out benchmarks/README.md
 
 # The suite twice: rank promotion "raise" catches silent broadcasts in our code; JAX's default
 # ("allow") is what users run, and every shape check must hold there too.

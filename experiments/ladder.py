@@ -77,7 +77,8 @@ def ladder_models(config: Config) -> dict[str, models.Model]:
 
 def accuracy(model: models.Model, params, split: data.Split) -> np.ndarray:
     """Accuracy of each of the S models on every image of `split`: `(S,)`."""
-    classes = evaluate.seed_outputs(params, split.images, apply=model.logits, reduce=tasks.CLASSIFICATION.reduce)
+    classes, _ = experiment.compile_and_run(evaluate.seed_outputs, params, split.images, apply=model.logits,
+                                            reduce=tasks.CLASSIFICATION.reduce)
     return (np.asarray(classes) == np.asarray(split.labels)).mean(-1)
 
 

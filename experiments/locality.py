@@ -81,8 +81,10 @@ def main(argv=None) -> dict:
             trained = experiment.train_models(f"{name}, {pixels}", config, split, hparams, run_model,
                                               transform=transform)
             timing[f"{name}, {pixels}"] = trained.timing
-            classes = np.asarray(evaluate.seed_outputs(trained.params, test.images, apply=run_model.logits,
-                                                       transform=transform, reduce=tasks.CLASSIFICATION.reduce))
+            classes, timing[f"{name}, {pixels}: evaluation"] = experiment.compile_and_run(
+                evaluate.seed_outputs, trained.params, test.images, apply=run_model.logits, transform=transform,
+                reduce=tasks.CLASSIFICATION.reduce)
+            classes = np.asarray(classes)
             runs[pixels] = (trained.params, classes)
             records += results.seed_records(trained.failed, model=name, pixels=pixels,
                                             test_accuracy=(classes == test.labels).mean(-1))

@@ -38,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import data, evaluate, experiment, linear, models, plots, regression, results, tables, transforms
+from mnist_linear import (data, evaluate, experiment, linear, models, plots, regression, results, sharding, tables,
+                          transforms)
 
 field = configs.field
 
@@ -111,6 +112,7 @@ def main(argv=None) -> dict:
     n_test = config.test_examples or len(run.test_split.labels)
     test_images = data.Split(run.test_split.images[:n_test], run.test_split.labels[:n_test])
     grid = shift_grid(config.max_shift)
+    grid_on_device = sharding.replicated(grid)
     records, recipes, timing, standardisation = [], {}, {}, {}
     for name in config.problems:
         problem = regression.PROBLEMS[name]
@@ -135,10 +137,11 @@ def main(argv=None) -> dict:
             timing[f"{name}: {model_name}"] = trained.timing
             batch = {"batch_size": config.cnn_eval_batch_size} if model_name != "linear" else {}
             if problem.shift_fill:  # one sweep over the shift grid; its first point, (0, 0), is the test set
-                shifted = scale.invert(evaluate.grid_outputs(
-                    trained.params, test.images, jax.device_put(grid), apply=model.logits,
+                shifted, timing[f"{name}: {model_name}: evaluation"] = experiment.compile_and_run(
+                    evaluate.grid_outputs, trained.params, test.images, grid_on_device, apply=model.logits,
                     transform=SHIFTS[problem.shift_fill], reduce=problem.task.reduce,
-                    points_at_once=None if model_name == "linear" else 1, **batch))  # (P, S, N, T)
+                    points_at_once=None if model_name == "linear" else 1, **batch)
+                shifted = scale.invert(shifted)  # (P, S, N, T)
                 predicted = shifted[0]
                 r2 = regression.scores(shifted, targets)["r2"]  # (P, S, T)
                 records += [{"kind": "shift", "problem": name, "model": model_name, "target": target,
@@ -148,8 +151,10 @@ def main(argv=None) -> dict:
                             for p in range(len(grid[0])) for s in range(config.seeds)
                             for t, target in enumerate(problem.target_names)]
             else:
-                predicted = scale.invert(evaluate.seed_outputs(trained.params, test.images, apply=model.logits,
-                                                               reduce=problem.task.reduce, **batch))
+                predicted, timing[f"{name}: {model_name}: evaluation"] = experiment.compile_and_run(
+                    evaluate.seed_outputs, trained.params, test.images, apply=model.logits,
+                    reduce=problem.task.reduce, **batch)
+                predicted = scale.invert(predicted)
             records += score_records(problem, model_name, predicted, targets, trained.failed)
             drawn = experiment.good_seed(trained.params, trained.failed)
             if drawn is not None:

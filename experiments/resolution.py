@@ -79,8 +79,9 @@ def main(argv=None) -> dict:
         ):
             trained = experiment.train_models(f"{name}, {size} px", config, split, hparams, model, transform=resize)
             timing[f"{name}, {size} px"] = trained.timing
-            classes = evaluate.seed_outputs(trained.params, test.images, apply=model.logits, transform=resize,
-                                            reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size)
+            classes, timing[f"{name}, {size} px: evaluation"] = experiment.compile_and_run(
+                evaluate.seed_outputs, trained.params, test.images, apply=model.logits, transform=resize,
+                reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size)
             records += results.seed_records(
                 trained.failed, model=name, factor=factor, image_size=size,
                 parameters=models.parameter_count(experiment.first_seed(trained.params)),

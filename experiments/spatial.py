@@ -54,7 +54,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import data, evaluate, experiment, invariance, models, plots, results, tables, tasks, transforms
+from mnist_linear import (data, evaluate, experiment, invariance, models, plots, results, sharding, tables, tasks,
+                          transforms)
 
 field = configs.field
 TASK = tasks.CLASSIFICATION
@@ -80,9 +81,10 @@ class Config(configs.TrainingConfig):
     max_degrees: float = field(30.0, "the worst-case grid's rotations lie in [-this, this]° (Engstrom: 30)")
     grid_points: tuple[int, ...] = field((5, 5, 31), "points of the exhaustive grid along dx, dy, angle")
     random_tries: int = field(10, "random transforms per image of worst-of-k (Engstrom: 10)")
-    grid_examples: int = field(300, "test images on the exhaustive grid (the first ones); 0: all")
+    grid_examples: int = field(0, "test images on the exhaustive grid (the first ones); 0: all")
     test_examples: int = field(0, "test images scored (the first ones); 0: all 10,000")
     eval_batch_size: int = field(500, "test images per evaluation chunk (linear)")
+    grid_points_at_once: int = field(5, "grid points each linear model scores per image and step (exhaustive grid)")
     deep_eval_batch_size: int = field(50, "test images per evaluation chunk (MLP, CNNs)")
     deep_points_at_once: int = field(2, "grid points the MLP and CNNs evaluate at once (memory against speed)")
 
@@ -91,13 +93,13 @@ class Config(configs.TrainingConfig):
                   "large_hidden": 16, "grid_points": (3, 3, 5), "test_examples": 200, "grid_examples": 50},
         "cpu": {"seeds": 5},
         "gpu": {"deep_seeds": 5, "deep_epochs": 10, "large_widths": (32, 64), "large_hidden": 256,
-                "grid_examples": 0, "deep_eval_batch_size": 500, "deep_points_at_once": 5},
+                "deep_eval_batch_size": 500, "deep_points_at_once": 5},
     }
 
     def check(self) -> None:
         super().check()
         for name in ("deep_seeds", "deep_epochs", "large_hidden", "random_tries", "eval_batch_size",
-                     "deep_eval_batch_size", "deep_points_at_once"):
+                     "grid_points_at_once", "deep_eval_batch_size", "deep_points_at_once"):
             configs._at_least(name, getattr(self, name), 1)
         if min(self.large_widths) < 1:
             raise ValueError(f"large_widths must be ≥ 1, got {self.large_widths}.")
@@ -149,10 +151,20 @@ def evaluation_points(config: Config, num_images: int) -> tuple[tuple[np.ndarray
     return stacked, layout
 
 
-def variant_records(tag: dict, classes: np.ndarray, grid_classes: np.ndarray, labels: np.ndarray,
+def hardest_first(grid: tuple[np.ndarray, ...], max_shift: float, max_degrees: float) -> tuple[np.ndarray, ...]:
+    """The grid's points reordered, the farthest from the identity first (|dx|, |dy| and |angle| as
+    fractions of their limits, summed): where an image is likeliest to fail, so that
+    `evaluate.grid_worst_case` stops scoring it soonest. The order changes the cost, never the result."""
+    distance = (np.abs(grid[0]) + np.abs(grid[1])) / max_shift + np.abs(grid[2]) / max_degrees
+    order = np.argsort(-distance, kind="stable")
+    return tuple(g[order] for g in grid)
+
+
+def variant_records(tag: dict, classes: np.ndarray, grid_right: np.ndarray, grid_scored: float, labels: np.ndarray,
                     offsets: np.ndarray, layout: dict, failed: np.ndarray) -> list[dict]:
     """The records of one model variant from its classes `(P, S, N)` on the evaluation points and
-    `(G, S, n)` on the exhaustive grid (the first n test images); `tag` names the variant (`VARIANT`)."""
+    whether each of the first n test images is right at every point of the exhaustive grid `(S, n)`
+    (`grid_scored`: the fraction of image × point pairs that took); `tag` names the variant (`VARIANT`)."""
     correct = classes == labels  # (P, S, N)
     seeds = range(correct.shape[1])
     fail = lambda s: failed[s] or None  # noqa: E731
@@ -172,11 +184,12 @@ def variant_records(tag: dict, classes: np.ndarray, grid_classes: np.ndarray, la
                      "agreement": float((classes[point, s] == at_corner[s]).mean()),
                      "corner_accuracy": float(correct[corner_points, s].mean()), "failed": fail(s)} for s in seeds]
     worst = {"random": invariance.worst_of(classes[layout["random"]], labels),
-             "grid": invariance.worst_of(grid_classes, labels[: grid_classes.shape[-1]]),
-             "grid_clean": (classes[layout["clean"], :, : grid_classes.shape[-1]] == labels[: grid_classes.shape[-1]]
+             "grid": grid_right.mean(-1),
+             "grid_clean": (classes[layout["clean"], :, : grid_right.shape[-1]] == labels[: grid_right.shape[-1]]
                             ).mean(-1)}
     records += [{"kind": "worst_case", **tag, "seed": s, "attack": attack, "accuracy": float(v[s]),
                  "failed": fail(s)} for attack, v in worst.items() for s in seeds]
+    records.append({"kind": "grid_cost", **tag, "scored": grid_scored})
     return records
 
 
@@ -186,15 +199,19 @@ def main(argv=None) -> dict:
     n_test = config.test_examples or len(run.dataset.test.labels)
     n_grid = config.grid_examples or n_test
     test = data.Split(run.test_split.images[:n_test], run.test_split.labels[:n_test])
-    grid_images = test.images[:n_grid]  # sliced once on the device, for every model's grid program
+    grid_images, grid_labels = test.images[:n_grid], sharding.replicated(test.labels[:n_grid])  # for every model
     points, layout = evaluation_points(config, n_test)
-    grid = transforms.spatial_grid(config.max_shift, config.max_degrees, config.grid_points)
-    points, grid = jax.device_put(points), jax.device_put(grid)
+    grid = hardest_first(transforms.spatial_grid(config.max_shift, config.max_degrees, config.grid_points),
+                         config.max_shift, config.max_degrees)
+    points, grid = sharding.replicated(points), sharding.replicated(grid)
 
     recipe = experiment.tune_linear(config, split)
     deep_config = dataclasses.replace(config, seeds=config.deep_seeds, epochs=config.deep_epochs)
-    linear_eval = {"batch_size": config.eval_batch_size}
-    deep_eval = {"batch_size": config.deep_eval_batch_size, "points_at_once": config.deep_points_at_once}
+    # (the per-image points' settings, the exhaustive grid's)
+    deep = {"batch_size": config.deep_eval_batch_size, "points_at_once": config.deep_points_at_once}
+    linear_eval = ({"batch_size": config.eval_batch_size},
+                   {"batch_size": config.eval_batch_size, "points_at_once": config.grid_points_at_once})
+    deep_eval = (deep, deep)
     augmentations = {
         "none": None, "mnist_c": transforms.random_mnist_c,
         "shift": functools.partial(transforms.random_shift, max_shift=config.augment_shift),
@@ -216,7 +233,7 @@ def main(argv=None) -> dict:
     ]
     records, timing = [], {}
     offsets = np.asarray(points[1])
-    for name, preprocess, augment, base, run_config, hparams, eval_settings in variants:
+    for name, preprocess, augment, base, run_config, hparams, (eval_settings, grid_settings) in variants:
         tag = {"model": name, "preprocess": preprocess, "augment": augment}
         label, model = variant_title(tag), preprocessing[preprocess](base)
         trained = experiment.train_models(label, run_config, split, hparams, model, augment=augmentations[augment])
@@ -224,11 +241,13 @@ def main(argv=None) -> dict:
         classes, timing[f"{label}: MNIST-C, corners, worst of {config.random_tries}"] = experiment.compile_and_run(
             evaluate.grid_outputs, trained.params, test.images, points, apply=model.logits,
             transform=POINT_TRANSFORM, reduce=TASK.reduce, per_example=True, **eval_settings)
-        grid_classes, timing[f"{label}: exhaustive grid"] = experiment.compile_and_run(
-            evaluate.grid_outputs, trained.params, grid_images, grid, apply=model.logits,
-            transform=transforms.rotate_translate, reduce=TASK.reduce, **eval_settings)
-        records += variant_records(tag, np.asarray(classes), np.asarray(grid_classes), test.labels, offsets, layout,
-                                   trained.failed)
+        (grid_right, scored), timing[f"{label}: exhaustive grid"] = experiment.compile_and_run(
+            evaluate.grid_worst_case, trained.params, grid_images, grid_labels, grid, apply=model.logits,
+            transform=transforms.rotate_translate, **grid_settings)
+        grid_scored = float(np.asarray(scored).mean() / len(grid[0]))
+        print(f"{label}: the exhaustive grid scored {100 * grid_scored:.1f} % of its image × point pairs")
+        records += variant_records(tag, np.asarray(classes), np.asarray(grid_right), grid_scored, test.labels,
+                                   offsets, layout, trained.failed)
     for phase, t in timing.items():
         print(f"{phase}: compile {t['compile_s']:.1f} s, run {t['run_s']:.1f} s")
 
@@ -353,20 +372,26 @@ def make_tables(written: dict) -> list[tables.Table]:
                    "their own signs, shifted by `transforms.translate` (the translation experiment's path).",),
         ))
     g = config["grid_points"]
+    subset = n_grid < n_test  # the grid on the first n_grid images only: their clean accuracy beside it
+    scored = [r["scored"] for r in results.select(records, kind="grid_cost")]
+    cost = (f" Scored exactly, every image until its first failure (the points farthest from the identity first): "
+            f"{100 * min(scored):.0f}–{100 * max(scored):.0f} % of the image × point pairs, by model." if scored else "")
     out.append(tables.Table(
         caption=f"The worst case over rotations of ±{config['max_degrees']:g}° and translations of "
                 f"±{config['max_shift']:g} px on {config['dataset']} (Engstrom et al. 2019): accuracy (%), "
                 "mean ± std over seeds.",
-        header=("model", "clean", f"worst of {config['random_tries']} random", f"clean, first {n_grid:,}",
-                f"grid ({g[0]}×{g[1]}×{g[2]})"),
+        header=("model", "clean", f"worst of {config['random_tries']} random",
+                *([f"clean, first {n_grid:,}"] if subset else []), f"grid ({g[0]}×{g[1]}×{g[2]})"),
         rows=tuple((variant_title(v), cell(acc(corrupted, **v, corruption="clean")),
-                    cell(acc(worst, **v, attack="random")), cell(acc(worst, **v, attack="grid_clean")),
+                    cell(acc(worst, **v, attack="random")),
+                    *([cell(acc(worst, **v, attack="grid_clean"))] if subset else []),
                     cell(acc(worst, **v, attack="grid"))) for v in variants),
         notes=(f"Rotation about the centre, then translation; bilinear, zero fill. Worst of {config['random_tries']}: "
                f"an image counts if it is classified correctly under all {config['random_tries']} draws (uniform on "
                f"the ranges, per image), over all {n_test:,} test images. Grid: correct at every one of the "
-               f"{g[0] * g[1] * g[2]} grid points, over the first {n_grid:,} test images (their clean accuracy "
-               f"beside it). {machine}",),
+               f"{g[0] * g[1] * g[2]} grid points, over "
+               + (f"the first {n_grid:,} test images (their clean accuracy beside it)." if subset
+                  else f"all {n_grid:,} test images.") + f"{cost} {machine}",),
     ))
     out.append(remedies_table(written, variants, corrupted, worst))
     return out
@@ -398,7 +423,8 @@ def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], w
                 f"severities), worst of {config['random_tries']} random and on the exhaustive grid, mean ± std over "
                 "seeds.",
         header=("model", "clean", "cost at zero perturbation (pts)", "translate", "rotate",
-                f"worst of {config['random_tries']}", f"grid, first {written['grid_images']:,}"),
+                f"worst of {config['random_tries']}",
+                "grid" if written["grid_images"] == written["test_images"] else f"grid, first {written['grid_images']:,}"),
         rows=tuple(rows),
         notes=("Centring: each image shifted by whole pixels to put its centre of mass at the centre (MNIST's own "
                "preprocessing); deskewing: sheared to zero second-moment skew and centred (LeCun et al. 1998). Both "

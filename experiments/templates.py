@@ -79,8 +79,9 @@ def main(argv=None) -> dict:
             params = jax.device_get(trained.params)
             in_use = np.array([(template_usage(jax.tree.map(lambda p: p[s], params), k, dataset.test)
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
-            classes = evaluate.seed_outputs(trained.params, test.images, apply=model.logits,
-                                            reduce=tasks.CLASSIFICATION.reduce)
+            classes, timing[f"k={k}, {reduce}: evaluation"] = experiment.compile_and_run(
+                evaluate.seed_outputs, trained.params, test.images, apply=model.logits,
+                reduce=tasks.CLASSIFICATION.reduce)
             records += results.seed_records(
                 trained.failed, model="templates", k=k, reduce=reduce,
                 parameters=models.parameter_count(experiment.first_seed(params)),

@@ -36,11 +36,10 @@ import sys
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import (data, evaluate, experiment, invariance, linear, models, plots, results, tables,
+from mnist_linear import (data, evaluate, experiment, invariance, linear, models, plots, results, sharding, tables,
                           tasks, train, transforms)
 
 field = configs.field
@@ -139,13 +138,14 @@ def shift_matrix(name: str, model: models.Model, hparams, run_config: configs.Tr
     train_dx = np.arange(-max_shift, max_shift + 1, dtype=np.int32)
     timing = {}
     (params, log), timing[f"{name}: train-shift matrix, training"] = experiment.compile_and_run(
-        train.train_grid, experiment.seed_keys(run_config.seed, seeds), split.images, split.labels,
-        jax.tree.map(jnp.float32, hparams), (train_dx, np.zeros_like(train_dx)), model=model, task=TASK,
+        train.train_grid, sharding.replicated(experiment.seed_keys(run_config.seed, seeds)), split.images,
+        split.labels, sharding.replicated(jax.tree.map(np.float32, hparams)),
+        sharding.replicated((train_dx, np.zeros_like(train_dx))), model=model, task=TASK,
         config=run_config.train_config, transform=TRANSLATE)
     flat = jax.tree.map(lambda p: p.reshape(len(train_dx) * seeds, *p.shape[2:]), params)
     dxs, dys = transforms.offset_grid(max_shift)
     classes, timing[f"{name}: train-shift matrix, evaluation"] = experiment.compile_and_run(
-        evaluate.grid_outputs, flat, test.images, (dxs, dys), apply=model.logits, transform=TRANSLATE,
+        evaluate.grid_outputs, flat, test.images, sharding.replicated((dxs, dys)), apply=model.logits, transform=TRANSLATE,
         reduce=TASK.reduce, **eval_settings)
     accuracy = (np.asarray(classes) == test.labels).mean(-1).reshape(len(dxs), len(train_dx), seeds)
     failed = experiment.report_failures(f"{name} trained at fixed shifts", log, TASK.chance_loss(split.labels))
@@ -160,9 +160,9 @@ def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
     config, out, dataset, split = run.config, run.out, run.dataset, run.train_split
     n_test = config.test_examples or len(dataset.test.labels)
-    test = data.Split(jnp.asarray(dataset.test.images[:n_test]), dataset.test.labels[:n_test])
+    test = data.Split(run.test_split.images[:n_test], dataset.test.labels[:n_test])
     grid, layout = evaluation_grid(config, n_test)
-    grid = jax.device_put(grid)
+    grid = sharding.replicated(grid)
     augment = functools.partial(transforms.random_shift, max_shift=config.augment_shift)
     tta_grid = transforms.offset_grid(config.tta_shift)
 

@@ -44,10 +44,15 @@ class TrainingConfig:
     train_examples: int = field(0, "training images used (the first ones); 0: all")
     deep_learning_rate: float = field(0.05, "learning rate of the MLP and CNNs (one fixed setting)")
     deep_weight_decay: float = field(5e-4, "L2 weight decay of the MLP and CNNs")
+    shared_order: bool = field(False, "every seed visits the data in one order (one wide GEMM for linear "
+                                      "sweeps; seed variance then leaves out the data order)")
+    compute_dtype: str = field("float32", "dtype of the training products: float32 or bfloat16 (accelerators; "
+                                          "parameters and optimizer state stay float32)")
 
     @property
     def train_config(self) -> train.TrainConfig:
-        return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule)
+        return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule, self.shared_order,
+                                 self.compute_dtype)
 
     @property
     def deep_hparams(self) -> train.Hyperparams:
@@ -70,6 +75,7 @@ class TrainingConfig:
         _one_of("dataset", self.dataset, tuple(data.SOURCES))
         _one_of("source", self.source, ("idx", "tfds", "tfds_official"))
         _one_of("schedule", self.schedule, ("cosine", "constant"))
+        _one_of("compute_dtype", self.compute_dtype, train.COMPUTE_DTYPES)
         _at_least("seeds", self.seeds, 1)
         _at_least("epochs", self.epochs, 1)
         _at_least("batch_size", self.batch_size, 1)

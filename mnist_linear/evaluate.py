@@ -3,7 +3,8 @@
 Images stay on the device as uint8 and are scored in chunks of `batch_size`
 (the last chunk padded, then cut), so all N images count. Each chunk is
 transformed once per grid point and then fed to all S models, whose
-parameters carry a leading seed axis. What is kept per image is the task's
+parameters carry a leading seed axis, split over every device
+(`sharding.split_models`). What is kept per image is the task's
 `reduce` (the predicted class for classification, the raw outputs for
 regression).
 """
@@ -17,10 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import checks, data
+from mnist_linear import checks, compiling, data, sharding
 from mnist_linear.models import Params
 
 Apply = Callable[[Params, jax.Array], jax.Array]  # params, float images (B, H, W) -> outputs (B, K)
+compiling.enable_cache()
 
 
 def _chunked(fn, arrays: tuple, batch_size: int):
@@ -77,7 +79,7 @@ def _seed_outputs(params, images, point, *, apply, transform, reduce, batch_size
 
 
 @checks.before(_check)
-@functools.partial(jax.jit, static_argnames=("apply", "transform", "reduce", "batch_size"))
+@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size"))
 def seed_outputs(params: Params, images: jax.Array, *, apply: Apply, transform: Callable | None = None,
                  reduce: Callable | None = None, batch_size: int = 1000) -> jax.Array:
     """What S models keep on every image: `(S, N)` classes or `(S, N, K)` outputs.
@@ -88,13 +90,17 @@ def seed_outputs(params: Params, images: jax.Array, *, apply: Apply, transform: 
     map such as a pixel permutation); reduce: e.g. a task's `reduce` (None keeps
     the raw outputs). Raises TypeError or ValueError for bad inputs, before compiling.
     """
-    return _seed_outputs(params, images, (), apply=apply, transform=transform, reduce=reduce,
-                         batch_size=batch_size, per_example=False)
+    out = _seed_outputs(sharding.split_models(params), images, (), apply=apply, transform=transform, reduce=reduce,
+                        batch_size=batch_size, per_example=False)
+    return sharding.cut(out, _num_models(params))
+
+
+def _num_models(params) -> int:
+    return jax.tree.leaves(params)[0].shape[0]
 
 
 @checks.before(_check)
-@functools.partial(jax.jit, static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once",
-                                             "per_example"))
+@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example"))
 def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...], *, apply: Apply,
                  transform: Callable, reduce: Callable | None = None, batch_size: int = 1000,
                  points_at_once: int | None = None, per_example: bool = False) -> jax.Array:
@@ -110,9 +116,76 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
     cannot be: check them first (`transforms.check_offsets`, say).
     """
     num_points = jax.tree.leaves(grid)[0].shape[0]
-    at = functools.partial(_seed_outputs, params, images, apply=apply, transform=transform, reduce=reduce,
-                           batch_size=batch_size, per_example=per_example)
-    return jax.lax.map(at, tuple(grid), batch_size=points_at_once or num_points)
+    at = functools.partial(_seed_outputs, sharding.split_models(params), images, apply=apply, transform=transform,
+                           reduce=reduce, batch_size=batch_size, per_example=per_example)
+    return sharding.cut(jax.lax.map(at, tuple(grid), batch_size=points_at_once or num_points), _num_models(params),
+                        axis=1)
+
+
+def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, points_at_once: int = 1, **_) -> None:
+    """The contract of `grid_worst_case`: that of `grid_outputs` with images `(N, H, W)`, a grid of `(P,)`
+    arrays, and labels `(N,)` in [0, 10)."""
+    _check(params, images, grid, batch_size=batch_size)
+    if len(images.shape) != 3:
+        raise ValueError(f"images must be (N, H, W), got shape {tuple(images.shape)}; one image: images[None].")
+    if not isinstance(points_at_once, (int, np.integer)) or points_at_once < 1:
+        raise ValueError(f"points_at_once must be an int ≥ 1, got {points_at_once!r}.")
+    if any(len(np.shape(g)) != 1 for g in grid):
+        raise ValueError(f"grid arrays must be (P,) each, one value per point (the same for every image); got "
+                         f"shapes {[np.shape(g) for g in grid]}.")
+    checks.labels(labels, data.NUM_CLASSES, images.shape[0] if len(images.shape) == 3 else 1)
+
+
+@checks.before(_check_worst_case)
+@compiling.jit(static_argnames=("apply", "transform", "batch_size", "points_at_once"))
+def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: tuple[jax.Array, ...], *,
+                    apply: Apply, transform: Callable, batch_size: int = 1000,
+                    points_at_once: int = 1) -> tuple[jax.Array, jax.Array]:
+    """Which images each of S classifiers gets right at every one of P grid points (Engstrom et al. 2019,
+    "Exploring the Landscape of Spatial Robustness": the grid adversary), exactly, without scoring every
+    point of an image it already got wrong somewhere.
+
+    Equal to `(grid_outputs(..., reduce=metrics.predict) == labels).all(0)`, at a fraction of the
+    cost: a `lax.while_loop` takes, on each step, up to `batch_size` images that some model still gets
+    right and that have points left, and scores each on its next `points_at_once` points (in the order
+    given: put the likeliest failures first). An image that every model has got wrong somewhere, or that
+    has been scored at all P points, is done. One compiled program; shapes are static.
+
+    params: leading seed axis S; images `(N, H, W)` uint8 or floats in [0, 1]; labels int `(N,)`;
+    grid: the transform's parameters, `(P,)` each; `transform(image (H, W), *point)` with scalar
+    parameters (it is vmapped over the images, each at its own point). Returns bool `(S, N)` (right
+    at every point) and int32 `(N,)`: the points scored per image (P for every image some model
+    survives). Raises TypeError or ValueError for bad inputs, before compiling.
+    """
+    num, num_points, num_models = images.shape[0], jax.tree.leaves(grid)[0].shape[0], _num_models(params)
+    blocks, batch_size = -(-num_points // points_at_once), min(batch_size, num)
+    params = sharding.split_models(params)
+    # The last block is filled up with the first points again: scoring a point twice changes nothing.
+    grid = tuple(jnp.resize(g, blocks * points_at_once) for g in grid)
+    num_seeds = _num_models(params)  # padded to a multiple of the device count
+    per_image = jax.vmap(transform)
+
+    def pending(right, cursor):
+        return right.any(0) & (cursor < blocks)
+
+    def step(state):
+        right, cursor = state
+        # Padding slots point past the end: their gathers clamp and their scatters are dropped.
+        (idx,) = jnp.nonzero(pending(right, cursor), size=batch_size, fill_value=num)
+        x = data.to_float(images[idx])  # (B, H, W)
+        points = cursor[idx][:, None] * points_at_once + jnp.arange(points_at_once)[None, :]  # (B, G)
+
+        def at(point):  # (B,) parameters each: one point per image
+            transformed = per_image(x, *point)
+            return jax.vmap(lambda p: jnp.argmax(apply(p, transformed), -1))(params)  # (S, B)
+
+        classes = jax.vmap(at)(tuple(g[points].T for g in grid))  # (G, S, B)
+        still = right[:, idx] & (classes == labels[idx][None, None, :]).all(0)
+        return right.at[:, idx].set(still, mode="drop"), cursor.at[idx].add(1, mode="drop")
+
+    right, cursor = jax.lax.while_loop(lambda state: pending(*state).any(), step,
+                                       (jnp.ones((num_seeds, num), bool), jnp.zeros(num, jnp.int32)))
+    return sharding.cut(right, num_models), jnp.minimum(cursor * points_at_once, num_points)
 
 
 def outputs(apply: Apply, params: Params, images: jax.Array, *, reduce: Callable | None = None,

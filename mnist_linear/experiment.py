@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import data, models, results, tables, tasks, train, tuning
-
-
-CACHE_ENV = "MNIST_LINEAR_COMPILATION_CACHE"
+from mnist_linear import compiling, data, models, results, sharding, tables, tasks, train, tuning
 
 
 class Run(NamedTuple):
@@ -37,55 +33,20 @@ class Run(NamedTuple):
 
 def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
     """The first line of every experiment: flags checked (`config.parse`), the persistent compilation
-    cache on, the dataset loaded and verified, its training split and test images on the device once."""
+    cache on, the dataset loaded and verified, its training split and test images on the devices once (whole on
+    each: `sharding.replicated`)."""
     config, out, preset = configs.parse(config_cls, doc, argv)
-    if preset == "quick":
-        compile_quickly()
-    use_compilation_cache()
+    compiling.enable_cache()
     dataset = data.load(config.dataset, source=config.source)
-    test = data.Split(jnp.asarray(dataset.test.images), dataset.test.labels)
+    test = data.Split(sharding.replicated(dataset.test.images), dataset.test.labels)
     return Run(config, out, preset, dataset, training_split(config, dataset), test)
-
-
-QUICK_XLA_FLAG = "--xla_backend_optimization_level=1"
-
-
-def compile_quickly() -> bool:
-    """Adds `QUICK_XLA_FLAG` to `XLA_FLAGS` (the `quick` preset calls this): quick runs are compile-bound,
-    and LLVM at optimisation level 1 instead of XLA's default 2 compiles about twice as fast with the
-    same numbers (ladder's quick preset, cold, 2 CPU cores: 46 s -> 31 s, tables identical).
-    XLA reads the flags once, when JAX's backend starts: nothing is added after that (a test that has
-    already computed something), nor over a level the user set. `environment()` records `XLA_FLAGS`.
-    Returns whether it added the flag."""
-    from jax._src import xla_bridge  # no public way to ask whether the backend has started
-
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_backend_optimization_level" in flags or xla_bridge.backends_are_initialized():
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} {QUICK_XLA_FLAG}".strip()
-    return True
-
-
-def use_compilation_cache() -> Path | None:
-    """Turns on JAX's persistent compilation cache in `data.cache_dir()/jax` (or `$MNIST_LINEAR_COMPILATION_CACHE`),
-    so a second run of the same programs skips compiling; `MNIST_LINEAR_COMPILATION_CACHE=0` turns it off.
-    Compiled programs are reused only for the same computation, flags and jax version: numbers do not change.
-    Returns the folder, or None when off."""
-    setting = os.environ.get(CACHE_ENV, "")
-    if setting == "0":
-        return None
-    folder = Path(setting) if setting else data.cache_dir() / "jax"
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return folder
 
 
 def training_split(config: configs.TrainingConfig, dataset: data.Dataset) -> data.Split:
     """The first `train_examples` training images (all by default), put on the device once:
     the tuning grid and every model trained from it reuse the same buffers."""
     n = config.train_examples or len(dataset.train.labels)
-    return data.Split(jnp.asarray(dataset.train.images[:n]), jnp.asarray(dataset.train.labels[:n]))
+    return sharding.replicated(data.Split(dataset.train.images[:n], dataset.train.labels[:n]))
 
 
 def tune_linear(config: configs.TrainingConfig, train_split: data.Split,
@@ -125,9 +86,9 @@ def train_models(name: str, config: configs.TrainingConfig, train_split: data.Sp
     """`config.seeds` models vmapped (seed s from key s), their failures reported on the console."""
     targets = task.targets(train_split)
     (params, log), timing = compile_and_run(
-        train.train_seeds, seed_keys(config.seed, config.seeds), train_split.images, jnp.asarray(targets),
-        jax.tree.map(jnp.float32, hparams), model=model, task=task, config=config.train_config, augment=augment,
-        transform=transform,
+        train.train_seeds, sharding.replicated(seed_keys(config.seed, config.seeds)), train_split.images,
+        sharding.replicated(targets), sharding.replicated(jax.tree.map(np.float32, hparams)), model=model, task=task,
+        config=config.train_config, augment=augment, transform=transform,
     )
     return Trained(params, log, report_failures(name, log, task.chance_loss(np.asarray(targets))), timing)
 
@@ -158,11 +119,14 @@ def good_seed(params, failed: np.ndarray) -> tuple[int, Any] | None:
 
 
 def compile_and_run(jitted, *args, **kwargs):
-    """(outputs, {"compile_s", "run_s"}): compile and execution timed apart."""
+    """(outputs, {"compile_s", "run_s"}): compile and execution timed apart. The program runs under
+    `jax.transfer_guard("disallow")`: every argument must already be on the device (`jax.device_put`),
+    so that the data cross from the host once per experiment, not once per program."""
     start = time.perf_counter()
     compiled = jitted.lower(*args, **kwargs).compile()
     compiled_at = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
+    with jax.transfer_guard("disallow"):
+        out = jax.block_until_ready(compiled(*args))
     done = time.perf_counter()
     return out, {"compile_s": compiled_at - start, "run_s": done - compiled_at}
 

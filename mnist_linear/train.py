@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mnist_linear import checks, data, tasks
+from mnist_linear import checks, compiling, data, sharding, tasks
 from mnist_linear.models import Model, Params
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+compiling.enable_cache()
 # (key, float images (B, H, W)) -> float images (B, H, W): random augmentation per batch.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 # (float images (B, H, W), *params) -> float images (B, H', W'): see `transforms`.
@@ -41,6 +42,19 @@ class Hyperparams(NamedTuple):
     weight_decay: jax.Array | float
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def in_dtype(logits_fn, dtype: str):
+    """`logits_fn` computed in `dtype`: parameters and images cast to it, its outputs (in `dtype`'s
+    precision) cast back to float32 for the loss. Gradients flow back through the casts to the float32
+    parameters."""
+    if dtype == "float32":
+        return logits_fn
+    cast = lambda tree: jax.tree.map(lambda a: a.astype(dtype), tree)  # noqa: E731
+    return lambda params, images: logits_fn(cast(params), cast(images)).astype(jnp.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How the loop runs; checked on creation (ValueError names the field)."""
@@ -49,6 +63,13 @@ class TrainConfig:
     batch_size: int = 100
     momentum: float = 0.9  # SGD momentum in [0, 1); 0 is plain SGD
     schedule: str = "cosine"  # "cosine" decays the learning rate to 0; "constant" keeps it
+    # Every model of a sweep visits the examples in the first model's order (its initialisation and its
+    # augmentation stay its own): the batch is gathered once per step for all of them, and S linear models'
+    # products fuse into one wide GEMM. Off by default: seed variance then includes the data order.
+    shared_order: bool = False
+    # The forward and backward products in this dtype ("bfloat16": for accelerators); the parameters, the
+    # optimizer state and the loss stay float32.
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -59,6 +80,10 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'.")
+        if not isinstance(self.shared_order, bool):
+            raise ValueError(f"shared_order must be True or False, got {self.shared_order!r}.")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"Unknown compute_dtype {self.compute_dtype!r}; choose one of {COMPUTE_DTYPES}.")
 
 
 def make_optimizer(hparams: Hyperparams, momentum: float, schedule: optax.Schedule | None = None):
@@ -140,6 +165,7 @@ def train(
     augment: Augment | None = None,
     transform: Transform | None = None,
     transform_params: tuple = (),
+    order_key: jax.Array | None = None,
 ) -> tuple[Params, TrainLog]:
     """Trains one model from `key` on `task`. Pure: wrap it in `jit` and `vmap` as needed
     (`train_seeds` and `train_grid` do, after checking their inputs).
@@ -149,7 +175,10 @@ def train(
     hparams: learning rate > 0 and weight decay ≥ 0 (float scalars, traced or not).
     Each batch is `transform(augment(key, x), *transform_params)` (either may be None).
     Each epoch visits a fresh permutation in `N // batch_size` full batches; the
-    few examples left over differ from epoch to epoch.
+    few examples left over differ from epoch to epoch. The permutations come from
+    `order_key` when given (`shared_order`: the same for every model of a sweep),
+    else from `key`; a model given its own key's `order_key` (`data_order_key`)
+    trains exactly as with None.
     Raises ValueError when batch_size is larger than N.
     """
     num_examples = images.shape[0]
@@ -158,9 +187,10 @@ def train(
         raise ValueError(f"batch_size={config.batch_size} is larger than the {num_examples} training examples.")
     schedule = optax.cosine_decay_schedule(1.0, steps * config.epochs) if config.schedule == "cosine" else None
     optimizer = make_optimizer(hparams, config.momentum, schedule)
-    update_step = make_update_step(model.logits, task.loss, optimizer)
+    update_step = make_update_step(in_dtype(model.logits, config.compute_dtype), task.loss, optimizer)
 
     init_key, data_key = jax.random.split(key)
+    order_key = data_key if order_key is None else order_key
     params = model.init(init_key)
     opt_state = optimizer.init(params)
 
@@ -175,16 +205,17 @@ def train(
         params, opt_state, step_metrics = update_step(params, opt_state, x, targets[indices])
         return (params, opt_state), step_metrics["loss"]
 
-    def epoch(carry, epoch_key):
-        order_key, augment_key = jax.random.split(epoch_key)
-        order = jax.random.permutation(order_key, num_examples)[: steps * config.batch_size]
+    def epoch(carry, epoch_keys):
+        epoch_key, epoch_order_key = epoch_keys
+        augment_key = jax.random.split(epoch_key)[1]
+        permutation_key = jax.random.split(epoch_order_key)[0]
+        order = jax.random.permutation(permutation_key, num_examples)[: steps * config.batch_size]
         batches = (order.reshape(steps, config.batch_size), jax.random.split(augment_key, steps))
         carry, losses = jax.lax.scan(batch_step, carry, batches)
         return carry, losses.mean()
 
-    (params, _), epoch_loss = jax.lax.scan(
-        epoch, (params, opt_state), jax.random.split(data_key, config.epochs)
-    )
+    epoch_keys = (jax.random.split(data_key, config.epochs), jax.random.split(order_key, config.epochs))
+    (params, _), epoch_loss = jax.lax.scan(epoch, (params, opt_state), epoch_keys)
     finite = jnp.isfinite(epoch_loss).all() & jax.tree.reduce(
         jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), params)
     )
@@ -192,6 +223,16 @@ def train(
 
 
 _STATIC = ("model", "task", "config", "augment", "transform")
+
+
+def data_order_key(key: jax.Array) -> jax.Array:
+    """The key from which `train(key, ...)` draws its data order."""
+    return jax.random.split(key)[1]
+
+
+def shared_order_key(keys: jax.Array, config: TrainConfig) -> jax.Array | None:
+    """With `config.shared_order`, the first model's data-order key, for every model; else None (each its own)."""
+    return data_order_key(keys[0]) if config.shared_order else None
 
 
 def check_inputs(keys, images, targets, hparams, *, task: tasks.Task, config: TrainConfig, **_) -> None:
@@ -209,15 +250,18 @@ def check_inputs(keys, images, targets, hparams, *, task: tasks.Task, config: Tr
 
 
 @checks.before(check_inputs)
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@compiling.jit(static_argnames=_STATIC)
 def train_seeds(keys, images, targets, hparams, *, model, task, config, augment=None, transform=None):
-    """`train` vmapped over keys `(S,)`: S models in one compiled program, leading axis S.
+    """`train` vmapped over keys `(S,)`: S models in one compiled program, leading axis S, split over
+    every device (`sharding.split_models`).
 
     Returns (params, log) with leading axis S. Inputs are checked first
     (`check_inputs`): TypeError or ValueError name a bad one before anything compiles.
     """
-    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform)
-    return jax.vmap(run, in_axes=(0, None, None, None))(keys, images, targets, hparams)
+    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform,
+                            order_key=shared_order_key(keys, config))
+    out = jax.vmap(run, in_axes=(0, None, None, None))(sharding.split_models(keys), images, targets, hparams)
+    return sharding.cut(out, keys.shape[0])
 
 
 def _check_grid(keys, images, targets, hparams, grid, **kwargs) -> None:
@@ -229,7 +273,7 @@ def _check_grid(keys, images, targets, hparams, grid, **kwargs) -> None:
 
 
 @checks.before(_check_grid)
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@compiling.jit(static_argnames=_STATIC)
 def train_grid(keys, images, targets, hparams, grid, *, model, task, config, transform, augment=None):
     """Models trained on transformed data: P grid points × S seeds in one program.
 
@@ -238,9 +282,11 @@ def train_grid(keys, images, targets, hparams, grid, *, model, task, config, tra
     leading axes `(P, S)`. Every point sees the same seeds, so the differences
     between points come from the transform alone. Inputs are checked as in `train_seeds`.
     """
-    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform)
+    run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform,
+                            order_key=shared_order_key(keys, config))
 
     def at(point):
-        return jax.vmap(lambda key: run(key, images, targets, hparams, transform_params=point))(keys)
+        return jax.vmap(lambda key: run(key, images, targets, hparams, transform_params=point))(split)
 
-    return jax.vmap(at)(tuple(grid))
+    split = sharding.split_models(keys)  # the seeds over the devices
+    return sharding.cut(jax.vmap(at)(tuple(grid)), keys.shape[0], axis=1)

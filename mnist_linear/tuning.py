@@ -8,7 +8,6 @@ validation split; the test split is never looked at.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import NamedTuple, Sequence
 
@@ -16,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import checks, data, evaluate, models, tasks, train
+from mnist_linear import checks, compiling, data, evaluate, models, sharding, tasks, train
 
 
 class GridResult(NamedTuple):
@@ -45,17 +44,21 @@ class GridResult(NamedTuple):
         ]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "task", "config"))
+@compiling.jit(static_argnames=("model", "task", "config"))
 def _train_and_score(keys, hparams, train_images, train_targets, val_images, val_targets, *, model, task, config):
+    order_key = train.shared_order_key(keys, config)
+
     def one(key, hp):
-        params, log = train.train(key, train_images, train_targets, hp, model=model, task=task, config=config)
+        params, log = train.train(key, train_images, train_targets, hp, model=model, task=task, config=config,
+                                  order_key=order_key)
         kept = evaluate.outputs(model.logits, params, val_images, reduce=task.reduce)
         return task.score(kept, val_targets), log
 
     # Every grid point sees the same seeds (common random numbers), so the
     # differences between grid points come from the hyperparameters alone.
     over_seeds = jax.vmap(one, in_axes=(0, None))
-    return jax.vmap(over_seeds, in_axes=(None, 0))(keys, hparams)
+    points = hparams.learning_rate.shape[0]  # the grid's points, split over the devices
+    return sharding.cut(jax.vmap(over_seeds, in_axes=(None, 0))(keys, sharding.split_models(hparams)), points)
 
 
 def grid_search(

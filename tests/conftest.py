@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mnist_linear import experiment
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not os.environ.get("MNIST_LINEAR_DATA") and _SHARED.is_dir():
     os.environ["MNIST_LINEAR_DATA"] = str(_SHARED)
-# The suite runs the experiments' quick presets, which compile with LLVM at level 1 when run alone
-# (`experiment.compile_quickly`: the same numbers, about half the compile time). In a test process JAX's
-# backend starts before any experiment does, so the suite asks for the same setting here, first.
-experiment.compile_quickly()
 if not (Path(os.environ.get("MNIST_LINEAR_DATA", "")) / "mnist").is_dir():
     pytest.exit("The tests read the real IDX files: set MNIST_LINEAR_DATA to a folder holding mnist/ and "
                 f"fashion-mnist/ (default {_SHARED}).", returncode=2)

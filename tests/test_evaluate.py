@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from realdata import batch, mnist
-from test_transforms import _np_translate, _rotation, _skimage_warp
+from test_transforms import _np_translate, _rotation, _skimage_rotate_translate, _skimage_warp
 
 from mnist_linear import evaluate, invariance, linear, metrics, transforms
 
@@ -109,6 +109,66 @@ def test_per_image_parameters_give_the_consistency_draws():
             np.testing.assert_array_equal(paired[draw, s], np.argmax(_numpy_logits(params, s, moved), -1))
     np.testing.assert_allclose(invariance.consistency(paired), (paired[0] == paired[1]).mean(-1))
     assert 0 < invariance.consistency(paired).min() < 1
+
+
+def _least_squares_models(ridges=(1.0, 1e4)):
+    """Linear classifiers fitted in closed form (ridge regression on one-hot labels, numpy), one per ridge:
+    accurate enough that some digits survive a small spatial grid and some do not."""
+    x, y = batch(3000)
+    a = np.c_[x.reshape(len(x), -1), np.ones(len(x))].astype(np.float64)
+    fits = [np.linalg.solve(a.T @ a + r * np.eye(a.shape[1]), a.T @ np.eye(10)[y]) for r in ridges]
+    return {"w": jnp.asarray(np.stack([f[:-1] for f in fits]), jnp.float32),
+            "b": jnp.asarray(np.stack([f[-1] for f in fits]), jnp.float32)}
+
+
+@pytest.mark.parametrize("batch_size, points_at_once", [(400, 45), (64, 4), (7, 1)])
+def test_grid_worst_case_equals_scoring_every_point(batch_size, points_at_once):
+    params = _models(1)
+    params = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), _least_squares_models(), params)  # S = 3
+    test = mnist().test
+    images, labels = jnp.asarray(test.images[:400]), test.labels[:400]
+    grid = transforms.spatial_grid(1.0, 10.0, (3, 3, 5))  # P = 45
+    right, scored = evaluate.grid_worst_case(params, images, jnp.asarray(labels), jax.device_put(grid),
+                                             apply=linear.logits, transform=transforms.rotate_translate,
+                                             batch_size=batch_size, points_at_once=points_at_once)
+    chex.assert_shape(right, (3, 400))
+    chex.assert_shape(scored, (400,))
+    classes = np.asarray(evaluate.grid_outputs(params, images, jax.device_put(grid), apply=linear.logits,
+                                               transform=transforms.rotate_translate, reduce=metrics.predict))
+    everywhere = (classes == labels).all(0)  # (S, N)
+    np.testing.assert_array_equal(right, everywhere)
+    assert (0.05 < everywhere[:2].mean(-1)).all() and everywhere[2].mean() < 0.05  # some survive, some do not
+    # An image is scored block by block until every model has failed somewhere: the first such block.
+    failed_by = np.logical_or.accumulate(classes != labels, axis=0).all(1)  # (P, N): every model failed by p
+    first = np.where(failed_by.any(0), failed_by.argmax(0), len(grid[0]))
+    want = np.minimum(points_at_once * (first // points_at_once + 1), len(grid[0]))
+    np.testing.assert_array_equal(scored, want)
+    assert (np.asarray(scored)[everywhere.any(0)] == 45).all()
+    # The same by scikit-image and numpy on the first 60 images (float64: a near-tie may flip one).
+    want = np.ones((3, 60), bool)
+    for point in zip(*grid):
+        x = np.stack([_skimage_rotate_translate(im, *point) for im in test.images[:60] / 255])
+        want &= np.stack([np.argmax(_numpy_logits(params, s, x), -1) == labels[:60] for s in range(3)])
+    assert (np.asarray(right)[:, :60] != want).sum() <= 1
+
+
+def test_grid_worst_case_checks_its_labels():
+    params, images = _models(), jnp.asarray(mnist().test.images[:8])
+    grid = jax.device_put(transforms.spatial_grid(1.0, 10.0, (1, 1, 3)))
+    run = lambda labels: evaluate.grid_worst_case(  # noqa: E731
+        params, images, labels, grid, apply=linear.logits, transform=transforms.rotate_translate)
+    with pytest.raises(TypeError, match="integer class indices"):
+        run(jnp.zeros(8))
+    with pytest.raises(ValueError, match="one per image"):
+        run(jnp.zeros(7, jnp.int32))
+    with pytest.raises(ValueError, match=r"must be in \[0, 10\)"):
+        run(jnp.full(8, 10, jnp.int32))
+    with pytest.raises(ValueError, match="points_at_once must be an int"):
+        evaluate.grid_worst_case(params, images, jnp.zeros(8, jnp.int32), grid, apply=linear.logits,
+                                 transform=transforms.rotate_translate, points_at_once=0)
+    with pytest.raises(ValueError, match=r"grid arrays must be \(P,\) each"):
+        evaluate.grid_worst_case(params, images, jnp.zeros(8, jnp.int32), tuple(g[:, None] for g in grid),
+                                 apply=linear.logits, transform=transforms.rotate_translate)
 
 
 def test_test_time_augmentation_averages_outputs_over_its_grid():

@@ -55,6 +55,75 @@ def test_vmapped_seeds_equal_seeds_trained_alone():
     assert not np.allclose(params["w"][0], params["w"][1])  # different seeds, different models
 
 
+def test_shared_order_gives_every_seed_the_first_seeds_batches():
+    images, labels = _subset(2000)
+    keys = jax.random.split(jax.random.key(7), 3)
+    shared = train.TrainConfig(epochs=2, batch_size=100, shared_order=True)
+    params, _ = train.train_seeds(keys, images, labels, HPARAMS, model=LINEAR, task=tasks.CLASSIFICATION,
+                                  config=shared)
+    independent, _ = train.train_seeds(keys, images, labels, HPARAMS, model=LINEAR, task=tasks.CLASSIFICATION,
+                                       config=CONFIG)
+    order_key = train.data_order_key(keys[0])
+    for s in range(3):
+        alone, _ = jax.jit(functools.partial(train.train, model=LINEAR, task=tasks.CLASSIFICATION, config=shared))(
+            keys[s], images, labels, HPARAMS, order_key=order_key)
+        chex.assert_trees_all_close(jax.tree.map(lambda p: p[s], params), alone, rtol=1e-5, atol=1e-6)
+    # Seed 0's order is its own: it trains as it would alone; the others' orders (and models) change.
+    chex.assert_trees_all_close(params["w"][0], independent["w"][0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(params["w"][1], independent["w"][1], atol=1e-4)
+    with pytest.raises(ValueError, match="shared_order must be True or False"):
+        train.TrainConfig(shared_order=1)
+
+
+def test_a_sweep_compiles_once():
+    """New seeds, new hyperparameter values and new data of the same shapes reuse the compiled program:
+    the model's forward pass is traced once, on the first call, and never again."""
+    traces = []
+
+    def logits(params, images):
+        traces.append(images.shape)
+        return linear.logits(params, images)
+
+    model = models.Model(linear.init, logits)
+    images, labels = _subset(1000)
+    other_images, other_labels = _subset(1000, start=1000)
+    run = functools.partial(train.train_seeds, model=model, task=tasks.CLASSIFICATION, config=CONFIG)
+    run(jax.random.split(jax.random.key(0), 4), images, labels, HPARAMS)
+    first = len(traces)
+    assert first >= 1
+    run(jax.random.split(jax.random.key(1), 4), other_images, other_labels,
+        train.Hyperparams(jnp.float32(0.1), jnp.float32(1e-4)))
+    grid = jax.device_put((np.array([0, 1, -1]), np.array([0, 0, 2])))
+    params, _ = run(jax.random.split(jax.random.key(2), 4), images, labels, HPARAMS)
+    evaluate.grid_outputs(params, images, grid, apply=logits, transform=transforms.translate, reduce=metrics.predict)
+    evaluated = len(traces)
+    evaluate.grid_outputs(params, other_images, jax.device_put((np.array([2, 0, 0]), np.array([1, 1, 0]))),
+                          apply=logits, transform=transforms.translate, reduce=metrics.predict)
+    assert len(traces) == evaluated == first + 1  # one trace of training, one of the evaluation
+
+
+def test_bfloat16_products_train_float32_parameters():
+    images, labels = _subset(5000)
+    x = data.to_float(images[:50])
+    params = linear.init(jax.random.key(0), scale=0.05)
+    # The products in bfloat16: numpy on the inputs rounded to bfloat16 (8 significant bits).
+    rounded = lambda a: np.asarray(jnp.asarray(a, jnp.bfloat16), np.float64)  # noqa: E731
+    want = rounded(x).reshape(50, -1) @ rounded(params["w"]) + rounded(params["b"])
+    got = train.in_dtype(linear.logits, "bfloat16")(params, x)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2)
+    assert np.abs(np.asarray(got) - np.asarray(linear.logits(params, x))).max() > 1e-4  # not float32's products
+    config = train.TrainConfig(epochs=2, batch_size=100, compute_dtype="bfloat16")
+    trained, log = train.train_seeds(jax.random.split(jax.random.key(0), 2), images, labels, HPARAMS, model=LINEAR,
+                                     task=tasks.CLASSIFICATION, config=config)
+    chex.assert_trees_all_equal_dtypes(trained, {"w": jnp.zeros((), jnp.float32), "b": jnp.zeros((), jnp.float32)})
+    test = mnist().test
+    classes = evaluate.seed_outputs(trained, jnp.asarray(test.images), apply=LINEAR.logits, reduce=metrics.predict)
+    assert (np.asarray(classes) == test.labels).mean(-1).min() > 0.85
+    with pytest.raises(ValueError, match="Unknown compute_dtype"):
+        train.TrainConfig(compute_dtype="float16")
+
+
 def test_training_loop_matches_numpy_sgd():
     """Three steps of `train` against plain numpy: momentum SGD, L2 decay, cosine schedule, and the
     batches taken in the order of the epoch's permutation."""

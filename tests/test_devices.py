@@ -1,0 +1,99 @@
+"""Devices and compiling: the model axis split over devices (padding, cutting, a sweep on 8 devices
+against 1), and the persistent compilation cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from realdata import mnist
+
+from mnist_linear import compiling, models, sharding, tasks, train
+
+
+def test_padding_and_cutting_give_back_the_models():
+    tree = {"w": jnp.arange(15.0).reshape(5, 3), "b": jnp.arange(5)}
+
+    @jax.jit
+    def split_and_cut(t):
+        split = sharding.split_models(t)
+        return split, sharding.cut(split, 5)
+
+    split, back = split_and_cut(tree)
+    assert split["w"].shape[0] == sharding.padded(5) and sharding.padded(5) % jax.device_count() == 0
+    chex.assert_trees_all_equal(back, tree)
+    # The padding repeats the first models: a padded model trains exactly as the one it copies.
+    extra = split["w"].shape[0] - 5
+    np.testing.assert_array_equal(np.asarray(split["w"])[5:], np.asarray(tree["w"])[np.arange(extra) % 5])
+    with pytest.raises(ValueError, match="one leading model axis"):
+        jax.jit(sharding.split_models)({"w": jnp.zeros((5, 3)), "b": jnp.zeros(4)})
+    placed = sharding.replicated(tree)
+    assert placed["w"].sharding.is_fully_replicated and len(placed["w"].sharding.device_set) == jax.device_count()
+
+
+def _sweep(tmp_path: Path, devices: int) -> dict:
+    out = tmp_path / f"{devices}.npz"
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])}
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("sharded_sweep.py")), str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{devices} devices; {1 if devices == 8 else 5} of the 5 linear models on each" in proc.stdout
+    with np.load(out) as arrays:
+        return dict(arrays)
+
+
+@pytest.mark.xdist_group("sharding")
+def test_a_sweep_on_eight_devices_equals_one_device(tmp_path):
+    one, eight = _sweep(tmp_path, 1), _sweep(tmp_path, 8)
+    assert one.keys() == eight.keys()
+    np.testing.assert_array_equal(eight["val_score"], one["val_score"])  # the tuning grid's accuracies
+    for name in one:
+        # Each device runs the models it holds as a smaller vmap, and XLA's CPU kernels may sum in another
+        # order for another batch size (as a model alone against the same model in a vmap): equal to float32
+        # rounding, not bit for bit.
+        np.testing.assert_allclose(eight[name], one[name], rtol=1e-5, atol=3e-5, err_msg=name)
+
+
+def test_the_compilation_cache_is_on_by_default_with_a_switch(tmp_path):
+    code = ("import jax, jax.numpy as jnp, mnist_linear.train; jax.jit(lambda x: x + 1)(jnp.ones(3)); "
+            "print(jax.config.jax_compilation_cache_dir or 'off')")
+
+    def run(**env):
+        env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": "", **env}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).parent.parent)
+        return out.stdout.strip().splitlines()[-1]
+
+    folder = tmp_path / "cache"
+    assert run(MNIST_LINEAR_COMPILATION_CACHE=str(folder)) == str(folder)
+    assert any(folder.iterdir())  # the program was written there, for the next process
+    assert run(MNIST_LINEAR_COMPILATION_CACHE="0") == "off"
+    mine = tmp_path / "mine"  # a folder the user gave JAX is kept
+    assert run(MNIST_LINEAR_COMPILATION_CACHE="", JAX_COMPILATION_CACHE_DIR=str(mine)) == str(mine)
+    default = run(MNIST_LINEAR_COMPILATION_CACHE="", XDG_CACHE_HOME=str(tmp_path))
+    assert default == str(tmp_path / "mnist_linear" / "jax")
+
+
+def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
+    """The CPU's compile options (`compiling.CPU_OPTIONS`) against XLA's default, same program: the same
+    parameters bit for bit; the logged epoch-mean loss may differ in its last bit (another summation order)."""
+    split = mnist().train
+    images, labels = jnp.asarray(split.images[:3000]), jnp.asarray(split.labels[:3000])
+    hparams = train.Hyperparams(jnp.float32(0.05), jnp.float32(5e-4))
+    args = (jax.random.split(jax.random.key(0), 2), images, labels, hparams)
+    kwargs = {"model": models.get("cnn_small"), "task": tasks.CLASSIFICATION, "config": train.TrainConfig(epochs=1)}
+    program = train.train_seeds.jitted
+    (params, log), (default_params, default_log) = program.on_cpu(*args, **kwargs), program.elsewhere(*args, **kwargs)
+    chex.assert_trees_all_equal(params, default_params)
+    np.testing.assert_allclose(log.loss, default_log.loss, rtol=1e-6)
+    assert program._pick() is program.on_cpu  # this suite runs on the CPU
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    assert program._pick() is program.elsewhere  # a level the user set is left alone
