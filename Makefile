@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+):
 #   make baseline   trains the tuned linear baseline (10 seeds) and writes results/baseline*/
 #   make test       runs the test suite on the real data
-# and, for every table of the README (about an hour and a half on 2 CPU cores):
+# and, for every table of the README (about two hours on 2 CPU cores):
 #   make results    runs every experiment's cpu preset into results/<name>/
 #   make results-gpu  every experiment's gpu preset into results/<name>-gpu/ (needs a GPU)
 #   make benchmark  our speed against the peers (PyTorch, scikit-learn, a Flax-style loop), into benchmarks/README.md
@@ -25,6 +25,7 @@ baseline: $(VENV)/installed
 	$(RUN).readme README.md
 
 results: baseline
+	$(RUN).baseline --out results/baseline-bf16 --preset cpu --compute-dtype bfloat16
 	$(RUN).translation --out results/translation --preset cpu
 	$(RUN).translation --out results/translation-fashion --preset cpu --dataset fashion_mnist
 	$(RUN).ladder --out results/ladder --preset cpu

@@ -103,12 +103,15 @@ def failure_note(records: list[dict], title=lambda r: r["model"]) -> str:
 
 
 def recipe_note(recipe: dict, config: dict) -> str:
-    """How the linear model was trained, from a results file's `linear_recipe` and `config`."""
+    """How the linear model was trained, from a results file's `linear_recipe` and `config` (with the options
+    that change numbers: bfloat16 products, a shared data order)."""
     edge = " (on the grid's edge: the optimum may lie outside)" if recipe["on_edge"] else ""
     grid = lambda values: "{" + ", ".join(f"{v:g}" for v in values) + "}"  # noqa: E731
+    options = "".join([", products in bfloat16 (parameters float32)" if config.get("compute_dtype", "float32")
+                       != "float32" else "", ", one data order shared by every seed" if config.get("shared_order") else ""])
     return (f"The linear model: rate {recipe['learning_rate']:g}, decay {recipe['weight_decay']:g}, tuned on a "
             f"validation split over rates {grid(recipe['learning_rates'])} × decays "
-            f"{grid(recipe['weight_decays'])}{edge}, {config['epochs']} epochs")
+            f"{grid(recipe['weight_decays'])}{edge}, {config['epochs']} epochs{options}")
 
 
 def machine(environment: dict) -> str:

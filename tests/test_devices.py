@@ -83,8 +83,9 @@ def test_the_compilation_cache_is_on_by_default_with_a_switch(tmp_path):
 
 
 def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
-    """The CPU's compile options (`compiling.CPU_OPTIONS`) against XLA's default, same program: the same
-    parameters bit for bit; the logged epoch-mean loss may differ in its last bit (another summation order)."""
+    """The CPU's compile options (`compiling.CPU_OPTIONS`) against XLA's default, same program, no
+    augmentation: the same parameters bit for bit; the logged epoch-mean loss may differ in its last bit
+    (another summation order)."""
     split = mnist().train
     images, labels = jnp.asarray(split.images[:3000]), jnp.asarray(split.labels[:3000])
     hparams = train.Hyperparams(jnp.float32(0.05), jnp.float32(5e-4))
@@ -94,6 +95,6 @@ def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
     (params, log), (default_params, default_log) = program.on_cpu(*args, **kwargs), program.elsewhere(*args, **kwargs)
     chex.assert_trees_all_equal(params, default_params)
     np.testing.assert_allclose(log.loss, default_log.loss, rtol=1e-6)
-    assert program._pick() is program.on_cpu  # this suite runs on the CPU
+    assert program._pick() is program.on_cpu and compiling.compiler_options() == compiling.CPU_OPTIONS  # CPU
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
-    assert program._pick() is program.elsewhere  # a level the user set is left alone
+    assert program._pick() is program.elsewhere and compiling.compiler_options() == {}  # the user's level stays
