@@ -57,6 +57,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 benchmark: .venv-bench/installed
 	.venv-bench/bin/python -m benchmarks.speed --out benchmarks/README.md
+	$(RUN).readme README.md
 
 # The suite twice: rank promotion "raise" catches silent broadcasts in our code; JAX's default
 # ("allow") is what users run, and every shape check must hold there too.

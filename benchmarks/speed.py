@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ GEMMS = {"2048×2048 @ 2048×2048": (2048, 2048, 2048),
          **{f"100×784 @ 784×{10 * s} ({s} models' step)": (100, 784, 10 * s) for s in SWEEP_SEEDS}}
 EPOCH_FLOPS = 2 * 2 * 784 * 10 * 60_000  # per model-epoch: the forward product and the weights' gradient
 IMAGE_BYTES = 60_000 * 784  # the uint8 training images, read once per epoch
+GRID_RUNS = (("linear", 5, 31), ("cnn_small", 2, 4))  # (model, models S, grid points) of the grid evaluation
 TIME_TO_TARGET = ("ours_cold", "ours_warm", "flax_style", "torch_indexing", "torch_dataloader", "sklearn_lbfgs")
 TITLES = {
     "ours_cold": "this project, `train.train_seeds` (cold: empty compilation cache)",
@@ -354,7 +354,7 @@ def measure(repeats: int, sweep_repeats: int) -> dict:
                               ("sequential", lambda: _run("sequential", *flags)),
                               ("naive_vmap", lambda: _run("naive_vmap", *flags))):
                 results["sweep"].setdefault(f"{name} {seeds}", []).append(run())
-        for model, seeds, points in (("linear", 5, 31), ("cnn_small", 2, 4)):
+        for model, seeds, points in GRID_RUNS:
             results["grid"].setdefault(model, []).append(
                 _run("grid", "--model", model, "--seeds", str(seeds), "--points", str(points)))
         results.setdefault("machine", []).append(_run("machine"))
@@ -366,11 +366,11 @@ def make_tables(results: dict, machine_name: str) -> list:
     from mnist_linear import tables
 
     ttt = results["time_to_target"]
-    def reached(name):  # the runs that finished at or above the target
-        return [r for r in ttt[name] if "error" not in r and r["accuracy"] >= TARGET]
+    def reached(name):  # every run finished, at or above the target
+        return all("error" not in r and r["accuracy"] >= TARGET for r in ttt[name])
 
     peers = [n for n in TIME_TO_TARGET if not n.startswith("ours") and reached(n)]
-    best_peer = min((_median(reached(n), "total_s") for n in peers), default=float("nan"))
+    best_peer = min((_median(ttt[n], "total_s") for n in peers), default=float("nan"))
     rows = []
     for name in TIME_TO_TARGET:
         runs = [r for r in ttt[name] if "error" not in r]
@@ -414,7 +414,7 @@ def make_tables(results: dict, machine_name: str) -> list:
                      f"{rate['shared_order'] * bound:.0%}"))
     out.append(tables.Table(
         caption=f"Sweeps: linear model-epochs per second (training only, after compiling), median of "
-                f"{len(machine)} fresh processes on {machine_name}.",
+                f"{len(results['sweep']['independent 1'])} fresh processes on {machine_name}.",
         header=("models S", "independent orders", "shared_order=True", "one after another", "naive vmap",
                 "independent ÷ naive", "shared ÷ naive", "share of the roofline (shared)"),
         rows=tuple(rows),
@@ -427,13 +427,14 @@ def make_tables(results: dict, machine_name: str) -> list:
     peak = max(gemm.values(), default=float("nan"))
     out.append(tables.Table(
         caption=f"The grid evaluation (`evaluate.grid_outputs`, rotation and translation, bilinear), median of "
-                f"{len(machine)} fresh processes on {machine_name}.",
+                f"{len(next(iter(results['grid'].values())))} fresh processes on {machine_name}.",
         header=("model", "models × transformed images per second", "model GFLOP/s", "share of the best GEMM rate"),
         rows=tuple((model, f"{_median(runs, 'evaluations_per_s'):,.0f}",
                     f"{_median(runs, 'model_flops_per_s') / 1e9:.1f}",
                     f"{_median(runs, 'model_flops_per_s') / peak:.0%}") for model, runs in results["grid"].items()),
         notes=("Model FLOPs as XLA counts one forward pass; the warp of each image is work on top of them. "
-               "Linear: 5 models, 31 points; small CNN: 2 models, 4 points; all 10,000 test images.",),
+               + "; ".join(f"{model}: {seeds} models, {points} points" for model, seeds, points in GRID_RUNS)
+               + "; all 10,000 test images.",),
     ))
     out.append(tables.Table(
         caption=f"The machine: {machine_name}, measured by JAX.",
@@ -446,19 +447,36 @@ def make_tables(results: dict, machine_name: str) -> list:
     return out
 
 
-def report(results: dict, command: str) -> tuple[str, str]:
-    """(benchmarks/README.md, table.md): the tables with the machine, the command and the date."""
+def _peer_versions() -> dict:
+    """The peers' versions, as this environment has them."""
+    import importlib.metadata
+
+    versions = {}
+    for package in ("torch", "scikit-learn"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def report(written: dict) -> tuple[str, str]:
+    """(benchmarks/README.md, table.md) from what `main` wrote: the tables with the machine, the command and
+    the date of the measurement (a results file from before these were stored: this machine, today)."""
     from mnist_linear import experiment, tables
 
-    env = experiment.environment()
+    results, command = written["results"], written["command"]
+    env = written.get("environment") or experiment.environment()
+    date = written.get("date", datetime.date.today().isoformat())
     machine_name = tables.machine(env)
     table_md = "\n".join(t.markdown() for t in make_tables(results, machine_name))
     readme = "\n".join([
         "# Benchmarks", "",
-        f"Written by `{command}` on {datetime.date.today().isoformat()} ({machine_name}; jax {env['jax']}, "
-        f"Python {platform.python_version()}). `make benchmark` installs the peers in `.venv-bench` and runs it. "
-        "Every number is a median over fresh processes, the approaches taking turns; `benchmarks/speed.py` says "
-        "what each one runs. Quote ratios: the machine may be shared.", "", table_md])
+        f"Written by `{command}` on {date} ({machine_name}; jax {env['jax']}, Python {env['python']}"
+        + "".join(f", {p} {env[p]}" for p in ("torch", "scikit-learn") if env.get(p))
+        + "). `make benchmark` installs the peers in `.venv-bench` and runs it. Every number is a median over "
+        "fresh processes, the approaches taking turns; `benchmarks/speed.py` says what each one runs. Quote "
+        "ratios: the machine may be shared.", "", table_md])
     return readme, table_md
 
 
@@ -483,12 +501,14 @@ def main(argv=None) -> None:
     from mnist_linear import results as results_io
     if args.from_json:
         written = json.loads(args.from_json.read_text())
-        results, command = written["results"], written["command"]
     else:
         command = "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:])
         results = measure(args.repeats, args.sweep_repeats)
-        results_io.write_json(args.out.with_name("results.json"), {"command": command.strip(), "results": results})
-    readme, table_md = report(results, command.strip())
+        from mnist_linear import experiment
+        written = {"command": command.strip(), "date": datetime.date.today().isoformat(),
+                   "environment": {**experiment.environment(), **_peer_versions()}, "results": results}
+        results_io.write_json(args.out.with_name("results.json"), written)
+    readme, table_md = report(written)
     for path, text in ((args.out, readme), (args.out.with_name("table.md"), table_md)):
         results_io.write_text(path, text)
     print(readme)

@@ -33,8 +33,8 @@ What is measured, per model (linear, MLP, small CNN, larger CNN) and remedy, S s
    by ±30° about the centre, then translation by ±3 px, bilinear, zero fill. "Worst of 10 random": 10
    draws per image, uniform on the continuous ranges, every test image; "grid": all 5 × 5 × 31 points
    (their granularity) on the first `grid_examples` test images (0, the default: all), scored exactly
-   by `evaluate.grid_worst_case`, which stops scoring an image at its first failure and tries the
-   points farthest from the identity first (`hardest_first`). An image counts as correct only if it
+   by `evaluate.grid_worst_case`, which stops scoring an image once every seed has failed on it and
+   tries the points farthest from the identity first (`hardest_first`). An image counts as correct only if it
    is correct under every transform tried.
 3. Remedies: centring by centre of mass and deskewing (LeCun et al. 1998), built into the linear
    model as preprocessing of every image it trains on or is scored on (after the perturbation);
@@ -170,7 +170,8 @@ def variant_records(tag: dict, classes: np.ndarray, grid_right: np.ndarray, grid
                     offsets: np.ndarray, layout: dict, failed: np.ndarray) -> list[dict]:
     """The records of one model variant from its classes `(P, S, N)` on the evaluation points and
     whether each of the first n test images is right at every point of the exhaustive grid `(S, n)`
-    (`grid_scored`: the fraction of image × point pairs that took); `tag` names the variant (`VARIANT`)."""
+    (`grid_scored`: the fraction of its image × point pairs that had to be scored); `tag` names the variant
+    (`VARIANT`)."""
     correct = classes == labels  # (P, S, N)
     seeds = range(correct.shape[1])
     fail = lambda s: failed[s] or None  # noqa: E731
@@ -380,8 +381,9 @@ def make_tables(written: dict) -> list[tables.Table]:
     g = config["grid_points"]
     subset = n_grid < n_test  # the grid on the first n_grid images only: their clean accuracy beside it
     scored = [r["scored"] for r in results.select(records, kind="grid_cost")]
-    cost = (f" Scored exactly, every image until its first failure (the points farthest from the identity first): "
-            f"{100 * min(scored):.0f}–{100 * max(scored):.0f} % of the image × point pairs, by model." if scored else "")
+    cost = (f" Scored exactly, each image until every seed has failed on it (the points farthest from the identity "
+            f"first): {100 * min(scored):.1f}–{100 * max(scored):.1f} % of the image × point pairs, by model."
+            if scored else "")
     out.append(tables.Table(
         caption=f"The worst case over rotations of ±{config['max_degrees']:g}° and translations of "
                 f"±{config['max_shift']:g} px on {config['dataset']} (Engstrom et al. 2019): accuracy (%), "

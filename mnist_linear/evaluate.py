@@ -130,10 +130,10 @@ def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, p
         raise ValueError(f"images must be (N, H, W), got shape {tuple(images.shape)}; one image: images[None].")
     if not isinstance(points_at_once, (int, np.integer)) or points_at_once < 1:
         raise ValueError(f"points_at_once must be an int ≥ 1, got {points_at_once!r}.")
-    if any(len(np.shape(g)) != 1 for g in grid):
+    if not grid or any(len(np.shape(g)) != 1 for g in grid):
         raise ValueError(f"grid arrays must be (P,) each, one value per point (the same for every image); got "
                          f"shapes {[np.shape(g) for g in grid]}.")
-    checks.labels(labels, data.NUM_CLASSES, images.shape[0] if len(images.shape) == 3 else 1)
+    checks.labels(labels, data.NUM_CLASSES, images.shape[0])
 
 
 @checks.before(_check_worst_case)
@@ -148,8 +148,8 @@ def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: 
     Equal to `(grid_outputs(..., reduce=metrics.predict) == labels).all(0)`, at a fraction of the
     cost: a `lax.while_loop` takes, on each step, up to `batch_size` images that some model still gets
     right and that have points left, and scores each on its next `points_at_once` points (in the order
-    given: put the likeliest failures first). An image that every model has got wrong somewhere, or that
-    has been scored at all P points, is done. One compiled program; shapes are static.
+    given: put the likeliest failures first). An image is done once every model has got it wrong
+    somewhere, or once it has been scored at all P points. One compiled program; shapes are static.
 
     params: leading seed axis S; images `(N, H, W)` uint8 or floats in [0, 1]; labels int `(N,)`;
     grid: the transform's parameters, `(P,)` each; `transform(image (H, W), *point)` with scalar
@@ -162,7 +162,6 @@ def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: 
     params = sharding.split_models(params)
     # The last block is filled up with the first points again: scoring a point twice changes nothing.
     grid = tuple(jnp.resize(g, blocks * points_at_once) for g in grid)
-    num_seeds = _num_models(params)  # padded to a multiple of the device count
     per_image = jax.vmap(transform)
 
     def pending(right, cursor):
@@ -184,7 +183,7 @@ def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: 
         return right.at[:, idx].set(still, mode="drop"), cursor.at[idx].add(1, mode="drop")
 
     right, cursor = jax.lax.while_loop(lambda state: pending(*state).any(), step,
-                                       (jnp.ones((num_seeds, num), bool), jnp.zeros(num, jnp.int32)))
+                                       (jnp.ones((_num_models(params), num), bool), jnp.zeros(num, jnp.int32)))
     return sharding.cut(right, num_models), jnp.minimum(cursor * points_at_once, num_points)
 
 

@@ -120,8 +120,9 @@ def good_seed(params, failed: np.ndarray) -> tuple[int, Any] | None:
 
 def compile_and_run(jitted, *args, **kwargs):
     """(outputs, {"compile_s", "run_s"}): compile and execution timed apart. The program runs under
-    `jax.transfer_guard("disallow")`: every argument must already be on the device (`jax.device_put`),
-    so that the data cross from the host once per experiment, not once per program."""
+    `jax.transfer_guard("disallow")`: every argument must already be on the devices
+    (`sharding.replicated`), so that the data cross from the host once per experiment, not once per
+    program."""
     start = time.perf_counter()
     compiled = jitted.lower(*args, **kwargs).compile()
     compiled_at = time.perf_counter()

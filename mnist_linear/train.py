@@ -49,6 +49,8 @@ def in_dtype(logits_fn, dtype: str):
     """`logits_fn` computed in `dtype`: parameters and images cast to it, its outputs (in `dtype`'s
     precision) cast back to float32 for the loss. Gradients flow back through the casts to the float32
     parameters."""
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"Unknown compute dtype {dtype!r}; choose one of {COMPUTE_DTYPES}.")
     if dtype == "float32":
         return logits_fn
     cast = lambda tree: jax.tree.map(lambda a: a.astype(dtype), tree)  # noqa: E731

@@ -97,4 +97,7 @@ def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
     np.testing.assert_allclose(log.loss, default_log.loss, rtol=1e-6)
     assert program._pick() is program.on_cpu and compiling.compiler_options() == compiling.CPU_OPTIONS  # CPU
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    compiling._wanted.cache_clear()  # as in a process started with that flag
     assert program._pick() is program.elsewhere and compiling.compiler_options() == {}  # the user's level stays
+    monkeypatch.undo()
+    compiling._wanted.cache_clear()

@@ -79,6 +79,7 @@ def test_import_rules_of_the_architecture():
         banned = {"mnist_linear.train", "mnist_linear.tuning", "mnist_linear.experiment", "mnist_linear.evaluate"}
         assert not library[name] & banned, f"{name} imports {library[name] & banned}"
     assert not any(i.startswith("mnist_linear") for i in library["sharding"]), "sharding imports the library"
+    assert {i for i in library["compiling"] if i.startswith("mnist_linear")} <= {"mnist_linear", "mnist_linear.data"}
     # A script imports the library, never another script; render.py loads them by name, on purpose.
     for path in (ROOT / "experiments").glob("*.py"):
         assert not any(i.startswith("experiments") for i in _imports(path)), f"{path.name} imports a script"
