@@ -1,16 +1,17 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+):
-#   make baseline   trains the tuned linear baseline (10 seeds) and writes results/baseline*/
+#   make report     every experiment's quick preset and report/REPORT.md with all their tables and figures
 #   make test       runs the test suite on the real data
-# and, for every table of the README (about two hours on 2 CPU cores):
-#   make results    runs every experiment's cpu preset into results/<name>/
-#   make results-gpu  every experiment's gpu preset into results/<name>-gpu/ (needs a GPU)
+# and, for every table of the README:
+#   make results    every experiment's cpu preset on both datasets into results/ (results/REPORT.md; hours on 2 CPU cores)
+#   make results-gpu  every gpu preset into results/*-gpu/ (results/REPORT-gpu.md; needs a GPU)
 #   make benchmark  our speed against the peers (PyTorch, scikit-learn, a Flax-style loop), into benchmarks/README.md
+# Each is resumable: run it again after a kill and it goes on where it stopped.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export MNIST_LINEAR_DATA ?= $(abspath ../shared/data)
 
-.PHONY: baseline test results results-gpu benchmark
+.PHONY: report test results results-gpu benchmark
 RUN := $(BIN)/python -m experiments
 
 $(VENV)/installed: pyproject.toml
@@ -19,31 +20,15 @@ $(VENV)/installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-baseline: $(VENV)/installed
-	$(RUN).baseline --out results/baseline --preset cpu
-	$(RUN).baseline --out results/baseline-fashion --preset cpu --dataset fashion_mnist
-	$(RUN).readme README.md
+report: $(VENV)/installed
+	$(RUN).reproduce --preset quick --out report
 
-results: baseline
-	$(RUN).baseline --out results/baseline-bf16 --preset cpu --compute-dtype bfloat16
-	$(RUN).translation --out results/translation --preset cpu
-	$(RUN).translation --out results/translation-fashion --preset cpu --dataset fashion_mnist
-	$(RUN).ladder --out results/ladder --preset cpu
-	$(RUN).locality --out results/locality --preset cpu
-	$(RUN).locality --out results/locality-fashion --preset cpu --dataset fashion_mnist
-	$(RUN).templates --out results/templates --preset cpu
-	$(RUN).resolution --out results/resolution --preset cpu
-	$(RUN).spatial --out results/spatial --preset cpu
-	$(RUN).spatial --out results/spatial-fashion --preset cpu --dataset fashion_mnist
-	$(RUN).regression --out results/regression --preset cpu
-	$(RUN).regression --out results/regression-fashion --preset cpu --dataset fashion_mnist --problems keypoint quality
+results: $(VENV)/installed
+	$(RUN).reproduce --preset cpu --dataset both --out results
 	$(RUN).readme README.md
 
 results-gpu: $(VENV)/installed
-	$(RUN).ladder --out results/ladder-gpu --preset gpu
-	$(RUN).translation --out results/translation-gpu --preset gpu
-	$(RUN).resolution --out results/resolution-gpu --preset gpu
-	$(RUN).spatial --out results/spatial-gpu --preset gpu
+	$(RUN).reproduce --preset gpu --out results
 	$(RUN).readme README.md
 
 # The peers live in their own environment (pyproject's "bench"). PyTorch's CPU build lives on its own index:

@@ -4,6 +4,7 @@ compile and run timed apart, provenance, and outputs written from the results fi
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.metadata
 import os
 import platform
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 
 from mnist_linear import config as configs
-from mnist_linear import compiling, data, models, results, sharding, tables, tasks, train, tuning
+from mnist_linear import compiling, data, models, phases, results, sharding, tables, tasks, train, tuning
 
 
 class Run(NamedTuple):
@@ -29,6 +30,7 @@ class Run(NamedTuple):
     dataset: data.Dataset
     train_split: data.Split  # on the device
     test_split: data.Split  # images on the device, labels on the host (scores are counted there)
+    environment: dict  # `environment()` as the run started: the code it ran is the commit checked out then
 
 
 def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
@@ -37,9 +39,10 @@ def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
     each: `sharding.replicated`)."""
     config, out, preset = configs.parse(config_cls, doc, argv)
     compiling.enable_cache()
+    env = environment()
     dataset = data.load(config.dataset, source=config.source)
     test = data.Split(sharding.replicated(dataset.test.images), dataset.test.labels)
-    return Run(config, out, preset, dataset, training_split(config, dataset), test)
+    return Run(config, out, preset, dataset, training_split(config, dataset), test, env)
 
 
 def training_split(config: configs.TrainingConfig, dataset: data.Dataset) -> data.Split:
@@ -55,15 +58,26 @@ def tune_linear(config: configs.TrainingConfig, train_split: data.Split,
     split less its last `num_validation` images and chosen on those. Every experiment that trains
     the linear model tunes it this way and records `GridResult.recipe()` as `linear_recipe`."""
     fit, validation = data.split_validation(train_split, config.num_validation)
-    grid = tuning.grid_search(
+    grid, _ = phases.run("tune_linear", repr((fit.images.shape, config, task.num_outputs)),
+                         lambda: _timed(_grid_search, config, train_split, fit, validation, task))
+    print(f"linear recipe, tuned on validation: learning rate {grid.best.learning_rate:g}, "
+          f"weight decay {grid.best.weight_decay:g}" + (" (on the grid's edge)" if grid.on_edge else ""))
+    return grid
+
+
+def _timed(f, *args) -> tuple[Any, dict]:
+    start = time.perf_counter()
+    out = f(*args)
+    return out, {"total_s": time.perf_counter() - start}  # compile and run together: the grid compiles inside
+
+
+def _grid_search(config, train_split, fit, validation, task):
+    return tuning.grid_search(
         jax.random.fold_in(jax.random.key(config.seed), 1),  # a stream apart from the final seeds
         fit, validation, model=models.get("linear", train_split.images.shape[-1], task.num_outputs), task=task,
         config=config.train_config, learning_rates=config.learning_rates, weight_decays=config.weight_decays,
         seeds=config.tuning_seeds,
     )
-    print(f"linear recipe, tuned on validation: learning rate {grid.best.learning_rate:g}, "
-          f"weight decay {grid.best.weight_decay:g}" + (" (on the grid's edge)" if grid.on_edge else ""))
-    return grid
 
 
 def seed_keys(seed: int, count: int) -> jax.Array:
@@ -122,7 +136,14 @@ def compile_and_run(jitted, *args, **kwargs):
     """(outputs, {"compile_s", "run_s"}): compile and execution timed apart. The program runs under
     `jax.transfer_guard("disallow")`: every argument must already be on the devices
     (`sharding.replicated`), so that the data cross from the host once per experiment, not once per
-    program."""
+    program. One phase of the run (`phases`): under `phases.recording`, a phase an interrupted run
+    finished is read back, its outputs put on the devices whole, instead of run again."""
+    fingerprint = repr((jax.tree.map(lambda a: str(jax.typeof(a)), args), sorted(kwargs)))
+    return phases.run(jitted.__name__, fingerprint, lambda: _compile_and_run(jitted, *args, **kwargs),
+                      to_host=jax.device_get, to_device=sharding.replicated)
+
+
+def _compile_and_run(jitted, *args, **kwargs):
     start = time.perf_counter()
     compiled = jitted.lower(*args, **kwargs).compile()
     compiled_at = time.perf_counter()
@@ -133,8 +154,9 @@ def compile_and_run(jitted, *args, **kwargs):
 
 
 def environment() -> dict:
-    """Versions, device, the JAX settings that change numbers, the cores this process may use, and
-    the git commit, for results.json. Without a git checkout to ask, the commit and whether the
+    """Versions, device, the JAX settings that change numbers, the cores this process may use, the
+    time (UTC, `started`) and the git commit, for results.json; `start` takes it as a run begins and
+    `finish` adds when it ended (`finished`). Without a git checkout to ask, the commit and whether the
     tree was dirty are both unknown (None)."""
     import flax
     import optax
@@ -159,10 +181,16 @@ def environment() -> dict:
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "compiler_options": compiling.compiler_options(),  # of the training and evaluation programs
+        "started": now(),
         "git_commit": commit,
         # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.
         "git_dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
     }
+
+
+def now() -> str:
+    """The time, UTC, to the second (ISO 8601)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _cpu_model() -> str | None:
@@ -204,7 +232,7 @@ def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: C
         "experiment": experiment,
         "preset": run.preset,
         "config": dataclasses.asdict(run.config),
-        "environment": environment(),
+        "environment": {**run.environment, "finished": now()},
         "dataset": {"name": dataset.name, "md5": dataset.md5, "folder": str(dataset.folder)},
         **fields,
         "records": records,

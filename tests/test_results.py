@@ -73,17 +73,18 @@ def test_import_rules_of_the_architecture():
     library = {p.stem: _imports(p) for p in (ROOT / "mnist_linear").glob("*.py")}
     for name, imports in library.items():
         assert not any(i.startswith("experiments") for i in imports), f"{name} imports an experiment"
-    for name in ("results", "tables", "stats", "plots"):
+    for name in ("results", "tables", "stats", "plots", "phases"):
         assert not any(i.split(".")[0] in ("jax", "flax", "optax") for i in library[name]), f"{name} imports jax"
     for name in ("linear", "models", "metrics", "transforms", "regression", "invariance"):
         banned = {"mnist_linear.train", "mnist_linear.tuning", "mnist_linear.experiment", "mnist_linear.evaluate"}
         assert not library[name] & banned, f"{name} imports {library[name] & banned}"
     assert not any(i.startswith("mnist_linear") for i in library["sharding"]), "sharding imports the library"
     assert {i for i in library["compiling"] if i.startswith("mnist_linear")} <= {"mnist_linear", "mnist_linear.data"}
+    assert {i for i in library["phases"] if i.startswith("mnist_linear")} <= {"mnist_linear", "mnist_linear.results"}
     # A script imports the library, never another script; render.py loads them by name, on purpose.
     for path in (ROOT / "experiments").glob("*.py"):
         assert not any(i.startswith("experiments") for i in _imports(path)), f"{path.name} imports a script"
-    assert "importlib" in _imports(ROOT / "experiments" / "render.py")
+    assert all("importlib" in _imports(ROOT / "experiments" / f"{name}.py") for name in ("render", "reproduce"))
     # And at run time: loading results, tables and plots loads no jax.
     code = "import sys, mnist_linear.results, mnist_linear.tables, mnist_linear.plots; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -1,0 +1,283 @@
+"""Every table and figure, one command: each experiment's preset into DIR/<folder>/, then DIR/REPORT.md.
+
+Run:
+    python -m experiments.reproduce --preset quick --out report                       # README's main command
+    python -m experiments.reproduce --preset cpu --dataset both --out results          # the README's tables
+    python -m experiments.reproduce --preset gpu --out results                         # results/*-gpu (a GPU)
+
+Runtime (2 CPU cores, AMD EPYC, measured): see README ("Reproducing every table"), written there from
+the REPORT.md of each preset. Expected: the numbers of each experiment's docstring.
+
+The folders are `<experiment>` on MNIST, `<experiment>-fashion` on Fashion-MNIST, with `-gpu`
+appended for the gpu preset, plus `baseline-bf16` (the baseline with bfloat16 products). REPORT.md
+(REPORT-gpu.md for the gpu preset) holds, per experiment, a reading of what its tables show
+(each script's `reading`, made from its results file), the tables, the figures and the provenance
+(commit, machine, when, how long).
+
+Resumable: a folder whose results file holds the same experiment and config is done and skipped;
+within an experiment, every finished phase (`mnist_linear.phases`) is recorded in DIR/.phases/ and
+read back instead of rerun. SIGINT or SIGTERM stops a run cleanly: the experiment under way is
+written into DIR/.partial/ and only moved into place whole, so no half-written folder is left;
+rerunning the same command finishes the same numbers. A folder holding another config (an older
+preset, other flags) is never overwritten: the run refuses before training anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from tqdm import tqdm
+
+from mnist_linear import config as configs
+from mnist_linear import compiling, experiment, phases, results, tables
+
+EXPERIMENTS = ("baseline", "templates", "translation", "spatial", "locality", "resolution", "ladder", "regression")
+DATASETS = {"mnist": ("mnist",), "fashion_mnist": ("fashion_mnist",), "both": ("mnist", "fashion_mnist")}
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+class Job(NamedTuple):
+    """One experiment run: its folder under --out, the script and the flags it is given."""
+
+    folder: str
+    experiment: str
+    dataset: str
+    flags: tuple[str, ...]
+
+    @property
+    def module(self):
+        return importlib.import_module(f"experiments.{self.experiment}")  # by name: scripts never import scripts
+
+    def argv(self, preset: str, out: Path) -> list[str]:
+        return ["--out", str(out), "--preset", preset, "--dataset", self.dataset, *self.flags]
+
+
+def jobs(preset: str, datasets: tuple[str, ...], experiments: tuple[str, ...]) -> list[Job]:
+    """The runs of a report, in its order: each experiment on each dataset, the bfloat16 baseline after the baseline."""
+    suffix = "-gpu" if preset == "gpu" else ""
+    found = []
+    for name in experiments:
+        for dataset in datasets:
+            stem = name + ("-fashion" if dataset == "fashion_mnist" else "")
+            # Morphometry needs the strokes of handwriting: Fashion-MNIST has the other two problems.
+            flags = ("--problems", "keypoint", "quality") if (name, dataset) == ("regression", "fashion_mnist") else ()
+            found.append(Job(stem + suffix, name, dataset, flags))
+        if name == "baseline" and "mnist" in datasets:
+            found.append(Job("baseline-bf16" + suffix, "baseline", "mnist", ("--compute-dtype", "bfloat16")))
+    return found
+
+
+def expected_config(job: Job, preset: str, out: Path) -> dict:
+    """The config `job` runs with, as its results file records it (checked: a bad flag fails here, before training)."""
+    module = job.module
+    config, _, _ = configs.parse(module.Config, module.__doc__, job.argv(preset, out))
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def state(job: Job, preset: str, out: Path) -> str:
+    """'done' (the folder holds this job's results), 'absent', or why the folder holds something else."""
+    files = sorted((out / job.folder).glob("results.json*"))
+    if not files:
+        return "absent"
+    written = results.read_json(files[0])
+    expected = expected_config(job, preset, out / job.folder)
+    if written.get("experiment") != job.experiment or written.get("preset") != preset:
+        return f"holds {written.get('experiment')!r} with preset {written.get('preset')!r}"
+    defaults = dataclasses.asdict(job.module.Config())
+    # A field the file lacks was added after it was written: the run had its default.
+    differ = [k for k, v in expected.items() if written["config"].get(k, json.loads(json.dumps(defaults[k]))) != v]
+    return "done" if not differ else f"was run with other {', '.join(differ)}"
+
+
+def run_job(job: Job, preset: str, out: Path, bar: tqdm) -> bool:
+    """Runs `job` into out/.partial/, recording its phases, then moves the folder into place whole.
+    Returns False when every seed of some model failed (its tables say so), True otherwise."""
+    module, partial = job.module, out / ".partial" / job.folder
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+
+    def on_phase(phase: phases.Phase) -> None:
+        took = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in phase.timing.items())
+        bar.set_postfix_str(f"{job.folder}: {phase.name}")
+        bar.write(f"  {job.folder} · phase {phase.index} {phase.name}: {took}"
+                  + (" (recorded by the interrupted run, not rerun)" if phase.recorded else ""), file=bar.fp)
+
+    ok = True
+    with open(partial / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            phases.recording(out / ".phases" / job.folder, on_phase):
+        try:
+            module.main(job.argv(preset, partial))
+        except experiment.EveryRunFailed as failed:  # written all the same; reported, never averaged in
+            print(f"FAILED: {failed}")
+            ok = False
+    os.replace(partial, out / job.folder)
+    shutil.rmtree(out / ".phases" / job.folder)
+    return ok
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=configs.PRESET_NAMES, default="quick",
+                        help="every experiment's named preset (default: quick, minutes on 2 CPU cores)")
+    parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist", help="default: mnist")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the report and one folder per run")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS,
+                        help="a subset, in the report's order (default: all)")
+    args = parser.parse_args(argv)
+    out = args.out
+    try:
+        configs.check_writable(out)
+    except ValueError as e:
+        parser.error(str(e))
+    planned = jobs(args.preset, DATASETS[args.dataset], tuple(e for e in EXPERIMENTS if e in args.experiments))
+    states = {job: state(job, args.preset, out) for job in planned}
+    clashes = [f"{out / job.folder} {s}" for job, s in states.items() if s not in ("done", "absent")]
+    if clashes:
+        parser.error("these folders hold other runs and are never overwritten: " + "; ".join(clashes)
+                     + ". Choose another --out, or delete them to run them again.")
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    todo = [job for job in planned if states[job] == "absent"]
+    cache = compiling.enable_cache()
+    invocation = {"argv": list(sys.argv[1:] if argv is None else argv), "started": experiment.now(),
+                  "compilation_cache_entries": len(list(cache.glob("*"))) if cache and cache.is_dir() else 0,
+                  "machine": tables.machine(experiment.environment()), "ran": []}
+    start = time.perf_counter()
+    try:
+        failed = _run_all(todo, planned, args.preset, out, invocation["ran"])
+    finally:  # interrupted too: the log says how far each invocation got
+        invocation.update(finished=experiment.now(), wall_s=time.perf_counter() - start)
+        log = out / "reproduce.json"
+        results.write_json(log, (results.read_json(log) if log.exists() else []) + [invocation])
+    if failed is None:
+        return 128 + (signal.SIGTERM if invocation["ran"][-1]["interrupted"] == "SIGTERM" else signal.SIGINT)
+    for scratch in (".partial", ".phases"):  # empty once every run is done
+        shutil.rmtree(out / scratch, ignore_errors=True)
+    report = out / ("REPORT-gpu.md" if args.preset == "gpu" else "REPORT.md")
+    summary = render_summary(out, planned, args.preset)
+    results.write_text(out / "summary.md", summary)
+    results.write_text(report, render_report(out, planned, args.preset, summary))
+    print(f"Wrote {report}" + (f"; every seed of some model failed in {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, ran: list) -> list[str] | None:
+    """Runs `todo` under one progress bar; the folders whose models all failed somewhere, or None when interrupted."""
+    failed = []
+    with tqdm(total=len(planned), initial=len(planned) - len(todo), unit="experiment", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for job in todo:
+            bar.set_description(job.folder)
+            start = time.perf_counter()
+            try:
+                ok = run_job(job, preset, out, bar)
+            except KeyboardInterrupt as e:
+                shutil.rmtree(out / ".partial", ignore_errors=True)
+                bar.write(f"Interrupted ({e or 'SIGINT'}) during {job.folder}; its finished phases are recorded in "
+                          f"{out / '.phases'}. Run the same command again to resume.", file=bar.fp)
+                ran.append({"folder": job.folder, "interrupted": str(e) or "SIGINT"})
+                return None
+            took = time.perf_counter() - start
+            bar.write(f"{job.folder}: {'done' if ok else 'FAILED runs (see its tables)'} in {took:.0f} s", file=bar.fp)
+            ran.append({"folder": job.folder, "wall_s": took})
+            failed += [] if ok else [job.folder]
+            bar.update()
+    return failed
+
+
+def render_summary(out: Path, planned: list[Job], preset: str) -> str:
+    """How long the preset took, from the runs' results files and reproduce.json (each invocation's wall clock)."""
+    invocations = results.read_json(out / "reproduce.json")
+    runs = {job.folder for job in planned}
+    timed = [r for i in invocations for r in i["ran"] if r["folder"] in runs]
+    whole = [r for r in timed if "wall_s" in r]
+    compute = sum(_seconds(results.read_json(next((out / f).glob("results.json*")))) for f in runs)
+    cold = [i for i in invocations if i["ran"] and not i["compilation_cache_entries"]]
+    machines = sorted({i["machine"] for i in invocations if i["ran"]})
+    return "\n".join([
+        f"**How long the {preset} preset took: {len(planned)} runs.**", "",
+        "| runs made by this command | their wall clock | invocations (interrupted) | the runs' compiling and running | machine |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {len(whole)} of {len(planned)} | {_duration(sum(r['wall_s'] for r in whole))} "
+        f"| {sum(bool(i['ran']) for i in invocations)} ({sum('interrupted' in r for r in timed)}) "
+        f"| {_duration(compute)} | {' and '.join(machines) or '—'} |", "",
+        "Wall clock: from the start to the end of each run, tuning, data, tables and figures included, summed over "
+        "the invocations of `python -m experiments.reproduce` that made them (reproduce.json); runs made some other "
+        "way (an experiment's own command) count only in the next column, the programs' measured compile and run "
+        "time (phases read back on a resume count as measured). "
+        + (f"{len(cold)} of these invocations began with an empty compilation cache." if cold else
+           "Every invocation found JAX's compilation cache populated."), ""])
+
+
+def render_report(out: Path, planned: list[Job], preset: str, summary: str = "") -> str:
+    """REPORT.md from the results folders alone (and `summary`, how long it took): per run a reading, the
+    tables, the figures, the provenance."""
+    written = {job: results.read_json(next((out / job.folder).glob("results.json*"))) for job in planned}
+    machines = sorted({tables.machine(w["environment"]) for w in written.values()})
+    total = sum(_seconds(w) for w in written.values())  # as measured, also for phases read back on a resume
+    lines = [f"# Every table and figure: the {preset} preset", "",
+             f"Made by `python -m experiments.reproduce --preset {preset}`: "
+             f"{len(planned)} runs, {_duration(total)} of compiling and running on {' and '.join(machines)}. "
+             "Every number below comes from the results files beside this report; `python -m experiments.render "
+             "<folder>` redraws a folder's tables and figures from its file.", "", summary]
+    lines += [f"- [{_title(job)}](#{_anchor(_title(job))})" for job in planned] + [""]
+    for job in planned:
+        w, folder = written[job], out / job.folder
+        module = job.module
+        lines += [f"## {_title(job)}", "", f"*{module.__doc__.strip().splitlines()[0]}*", ""]
+        if hasattr(module, "reading"):
+            lines += [f"- {sentence}" for sentence in module.reading(w)] + [""]
+        lines += [(folder / "table.md").read_text().rstrip("\n"), ""]
+        lines += [f"![{png.stem.replace('_', ' ')}]({job.folder}/{png.name})" for png in sorted(folder.glob("*.png"))]
+        lines += ["", _provenance(w), ""]
+    return "\n".join(lines)
+
+
+def _title(job: Job) -> str:
+    extra = ", bfloat16 products" if "bfloat16" in job.flags else ""
+    return f"{job.experiment.capitalize()} ({DATASET_TITLES[job.dataset]}{extra})"
+
+
+def _anchor(title: str) -> str:
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+def _provenance(written: dict) -> str:
+    env = written["environment"]
+    commit = env.get("git_commit")
+    code = "an unknown commit" if commit is None else f"commit {commit[:10]}" + (" (dirty)" if env.get("git_dirty") else "")
+    when = f", {env['started']} to {env['finished']}" if "started" in env else ""
+    return (f"*Provenance: {code}, {tables.machine(env)}, jax {env['jax']}, preset {written['preset']}, "
+            f"dataset {written['dataset']['name']} (MD5-verified){when}; {_duration(_seconds(written))} of "
+            "compiling and running.*")
+
+
+def _seconds(written: dict) -> float:
+    """Seconds of every timed phase in a results file (its `timing`, however nested)."""
+    def total(timing):
+        if isinstance(timing, dict):
+            return sum(total(v) for v in timing.values())
+        return timing if isinstance(timing, (int, float)) else 0.0
+    return total(written.get("timing", {}))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

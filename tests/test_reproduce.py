@@ -1,0 +1,131 @@
+"""The one command: a real quick run killed mid-way resumes to the numbers and tables of an uninterrupted one."""
+
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import reproduce
+from mnist_linear import results
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = [sys.executable, "-m", "experiments.reproduce", "--preset", "quick", "--experiments", "baseline",
+           "templates"]
+# Wall-clock cells ("0.1 s for all seeds (+0.2 s compile)") differ between any two runs; nothing else may.
+SECONDS = re.compile(r"\d+(?:\.\d+)? (?:s|min)\b")
+
+
+def _run(out: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, **kwargs)
+
+
+def _kill_during_templates(out: Path) -> subprocess.CompletedProcess:
+    """Starts the run and sends SIGTERM once templates has recorded two phases."""
+    phases = out / ".phases" / "templates"
+    process = subprocess.Popen([*COMMAND, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(list(phases.glob("*.pkl"))) < 2:
+        assert process.poll() is None, f"the run ended before it could be killed: {process.communicate()}"
+        assert time.monotonic() < deadline, "templates never recorded two phases"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _science(path: Path) -> str:
+    return SECONDS.sub("<seconds>", path.read_text())
+
+
+@pytest.mark.xdist_group("reproduce")
+def test_a_killed_quick_run_resumes_to_the_same_tables(tmp_path):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    done = _run(whole)
+    assert done.returncode == 0, done.stderr
+
+    killed = _kill_during_templates(resumed)
+    assert killed.returncode == 128 + signal.SIGTERM, killed.stderr
+    assert "Run the same command again to resume" in killed.stderr
+    # What is on disk after the kill: the finished experiments whole, the recorded phases whole, nothing else.
+    assert sorted(p.name for p in resumed.iterdir()) == [".phases", "baseline", "baseline-bf16", "reproduce.json"]
+    log = results.read_json(resumed / "reproduce.json")
+    assert [r["folder"] for r in log[0]["ran"]] == ["baseline", "baseline-bf16", "templates"]
+    assert log[0]["ran"][-1]["interrupted"] == "SIGTERM"
+    assert sorted(p.name for p in (resumed / "baseline").iterdir()) == sorted(p.name for p in (whole / "baseline").iterdir())
+    recorded = sorted((resumed / ".phases" / "templates").iterdir())
+    assert len(recorded) >= 2 and all(p.suffix == ".pkl" for p in recorded)  # no temporary file left
+    for path in recorded:
+        assert set(pickle.loads(path.read_bytes())) == {"fingerprint", "outputs", "timing"}
+
+    again = _run(resumed)
+    assert again.returncode == 0, again.stderr
+    assert "recorded by the interrupted run, not rerun" in again.stderr
+    assert "baseline · phase" not in again.stderr and "templates · phase" in again.stderr  # done is skipped
+    assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in whole.iterdir())
+
+    for job in reproduce.jobs("quick", ("mnist",), ("baseline", "templates")):
+        a, b = (results.read_json(next((root / job.folder).glob("results.json*"))) for root in (whole, resumed))
+        assert a["records"] == b["records"], job.folder  # every number, exactly
+        for name in ("table.md", "table.tex"):
+            assert _science(whole / job.folder / name) == _science(resumed / job.folder / name), (job.folder, name)
+        pictures = sorted(p.name for p in (whole / job.folder).glob("*.png"))
+        assert pictures and pictures == sorted(p.name for p in (resumed / job.folder).glob("*.png"))
+    # The report: every table and figure of each run, and the same text but for times and provenance.
+    report = (resumed / "REPORT.md").read_text()
+    for job in reproduce.jobs("quick", ("mnist",), ("baseline", "templates")):
+        assert (resumed / job.folder / "table.md").read_text().rstrip("\n") in report
+        for png in (resumed / job.folder).glob("*.png"):
+            assert f"]({job.folder}/{png.name})" in report
+    summary = (resumed / "summary.md").read_text()
+    assert "| 3 of 3 |" in (whole / "summary.md").read_text() and "| 2 (1) |" in summary  # invocations (interrupted)
+
+    def text(root):  # all but how long it took, and when
+        lines = (root / "REPORT.md").read_text().replace((root / "summary.md").read_text(), "").splitlines()
+        return SECONDS.sub("", "\n".join(line for line in lines if not line.startswith("*Provenance")))
+    assert text(whole) == text(resumed)
+
+
+def test_a_folder_holding_another_config_is_never_overwritten(tmp_path, capsys):
+    committed = ROOT / "results" / "baseline"
+    shutil.copytree(committed, tmp_path / "baseline")  # the cpu preset's run, where a quick one is asked for
+    before = {p.name: p.read_bytes() for p in (tmp_path / "baseline").iterdir()}
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main(["--preset", "quick", "--experiments", "baseline", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    assert "holds 'baseline' with preset 'cpu'" in message and "Choose another --out" in message
+    assert {p.name: p.read_bytes() for p in (tmp_path / "baseline").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline"]  # nothing else begun
+
+
+def test_the_committed_results_make_a_whole_report():
+    """Every committed cpu run, in the report's order, with its reading, tables, figures and provenance."""
+    planned = [job for job in reproduce.jobs("cpu", ("mnist", "fashion_mnist"), reproduce.EXPERIMENTS)
+               if reproduce.state(job, "cpu", ROOT / "results") == "done"]
+    assert len(planned) >= 14
+    report = reproduce.render_report(ROOT / "results", planned, "cpu")
+    for job in planned:
+        assert f"## {reproduce._title(job)}" in report
+        assert (ROOT / "results" / job.folder / "table.md").read_text().rstrip("\n") in report
+    assert report.count("*Provenance: commit ") == len(planned)
+    assert report.count("\n- [") == len(planned)  # the contents
+
+
+def test_flags_are_checked_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["--preset", "fast", "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit):
+        reproduce.main(["--experiments", "baseline", "mnist_c", "--out", str(tmp_path / "r")])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--out", str(tmp_path / "file")])
+    assert "is a file" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
