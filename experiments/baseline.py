@@ -69,6 +69,36 @@ def make_tables(written: dict) -> list[tables.Table]:
     )]
 
 
+def reading(written: dict) -> list[str]:
+    """What the baseline table shows, in 2–4 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting; the literature's from `LITERATURE`): the tuned linear
+    softmax's test accuracy, the reference every later model must beat, and its error against the literature's."""
+    config, records = written["config"], written["records"]
+    accuracy = results.per_seed(records, "test_accuracy")
+    if not len(accuracy):
+        return [f"Every run of the linear softmax on {config['dataset']} failed ({len(records)} seeds), so there is "
+                "no test accuracy to report; the table's note says why."]
+    bf16 = ", products in bfloat16" if config.get("compute_dtype", "float32") != "float32" else ""
+    out = [f"Tuned on validation and trained on {written['summary']['train_examples']:,} images, the linear softmax "
+           f"on {config['dataset']} scores {tables.stated(accuracy)} test accuracy (error "
+           f"{tables.stated(1 - accuracy)}; {len(accuracy)} of {len(records)} seeds{bf16}): the reference every "
+           "deeper model in the later tables must beat."]
+    interval = tables.interval(stats.summarize(accuracy))
+    out.append(f"The 95% CI of its mean accuracy is {interval} %." if interval != "—" else
+               "There are too few seeds for a 95% CI of its mean accuracy.")
+    if written["linear_recipe"].get("on_edge"):
+        out.append("Its tuned point lies on the edge of the tuning grid, so a better one may lie outside it.")
+    versus = []
+    for name, _, error in LITERATURE[config["dataset"]]:
+        source, what = name.rstrip("†").split(": ", 1)
+        theirs = f" the {error} % {source} report for their {what}"
+        versus.append(tables.change([float(error) / 100], 1 - accuracy, words=(
+            "{} pts higher than" + theirs, "{} pts lower than" + theirs, "the same as" + theirs)))
+    if versus:
+        out.append(f"Its error is {tables.listed(versus)} (not run here).")
+    return out
+
+
 def main(argv=None) -> dict:
     run = experiment.start(Config, __doc__, argv)
     config, out, train_split, test = run.config, run.out, run.train_split, run.test_split

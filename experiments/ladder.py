@@ -177,6 +177,47 @@ def make_tables(written: dict) -> list[tables.Table]:
     ]
 
 
+def reading(written: dict) -> list[str]:
+    """What the two tables show, in 3–5 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting; the verdicts are `significance`'s, the table's own Welch
+    test): each step's test accuracy, whether every step beats the one before, and the antipattern's gaps."""
+    config, records = written["config"], written["records"]
+    ladder = results.select(records, kind="ladder")
+    names = list(dict.fromkeys(r["model"] for r in ladder))
+    lost = len(results.failed(ladder))
+    accuracy = {n: results.per_seed(ladder, "test_accuracy", model=n) for n in names}
+    out = [f"Test accuracy over {config['seeds']} seeds" + (f" ({lost} failed run{'s' * (lost > 1)} left out)" if lost
+                                                            else "") + ": "
+           + tables.listed(f"{tables.TITLES[n]} {tables.stated(a)}" for n, a in accuracy.items() if len(a)) + "."
+           ] if any(len(a) for a in accuracy.values()) else []
+    steps = significance(written)
+    verdicts = {True: ("beats", "beat"), False: ("does not beat", "do not beat"),
+                None: ("cannot be tested against", "cannot be tested against")}
+    named = {verdict: [tables.TITLES[step["model"]] + (" (fewer than 2 seeds left)" if verdict is None else
+                       f" ({100 * step['gain']:+.2f} pts, p = {step['p_value']:.1g})")
+                       for step in steps if step["beats_previous"] is verdict] for verdict in verdicts}
+    if steps:
+        out.append(f"By Welch's t-test at α = {config['alpha']}, " + "; ".join(
+            f"{tables.listed(models)} {verdicts[verdict][len(models) > 1]} the step before it"
+            for verdict, models in named.items() if models) + ".")
+        out.append(f"So the ladder {' < '.join(tables.TITLES[n] for n in names)} " + (
+            "cannot be checked at every step." if named[None] else "does not hold at every step." if named[False]
+            else "holds at every step."))
+    small = results.select(records, kind="small_data")
+    gaps = {n: results.per_seed(small, "train_accuracy", model=n) - results.per_seed(small, "test_accuracy", model=n)
+            for n in dict.fromkeys(r["model"] for r in small)}
+    gaps = {n: gap for n, gap in gaps.items() if len(gap)}
+    if len(gaps) > 1:
+        widest = max(gaps, key=lambda n: gaps[n].mean())
+        out.append(f"Trained on only {config['small_data_examples']} images, the train − test gap is widest for "
+                   f"{tables.model_name(widest)} ({tables.stated(gaps[widest], ' pts')}), against " + tables.listed(
+                       f"{tables.TITLES[n]} {tables.stated(gap, ' pts')}" for n, gap in gaps.items() if n != widest)
+                   + ".")
+    on_few = f" on {config['small_data_examples']} images"
+    return out + tables.failed_models(
+        records, lambda r: tables.TITLES[r["model"]] + ("" if r["kind"] == "ladder" else on_few), ("kind", "model"))
+
+
 def write_figures(written: dict, out) -> None:
     ladder = results.select(written["records"], kind="ladder")
     names = list(dict.fromkeys(r["model"] for r in ladder))

@@ -111,6 +111,12 @@ def _run_title(record: dict) -> str:
     return f"{tables.TITLES[record['model']]}, {record['pixels']}"
 
 
+def _welch(original: np.ndarray, permuted: np.ndarray) -> str:
+    if min(len(original), len(permuted)) < 2:
+        return "— (fewer than 2 seeds left)"
+    return f"Welch's p = {stats.welch_t_test(original, permuted):.1g}"
+
+
 def make_tables(written: dict) -> list[tables.Table]:
     config, records, closeness = written["config"], written["records"], written["closeness"]
     rows = []
@@ -123,10 +129,8 @@ def make_tables(written: dict) -> list[tables.Table]:
             c = closeness[name]
             note = (f"same computation: at most {max(c['differing_test_predictions'])} of 10,000 predictions "
                     f"differ; largest parameter difference {c['max_abs_parameter_difference']:.1e}")
-        elif min(len(original), len(permuted)) < 2:
-            note = "— (fewer than 2 seeds left)"
         else:
-            note = f"Welch's p = {stats.welch_t_test(original, permuted):.1g}"
+            note = _welch(original, permuted)
         change = f"{100 * (permuted.mean() - original.mean()):+.2f}" if len(original) and len(permuted) else "—"
         rows.append((tables.TITLES[name], tables.mean_std_of(original), tables.mean_std_of(permuted), change, note))
     return [tables.Table(
@@ -142,6 +146,31 @@ def make_tables(written: dict) -> list[tables.Table]:
                f"{tables.failure_note(records, _run_title)}"
                f"Ran on {tables.machine(written['environment'])}.",),
     )]
+
+
+def reading(written: dict) -> list[str]:
+    """What the locality table shows, in 2–4 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): whether each model's accuracy changes when one fixed
+    permutation scrambles where the pixels are, with the table's evidence for each (same computation, or Welch's p)."""
+    records, closeness = written["records"], written.get("closeness", {})
+    out = ["One fixed permutation of the pixels, applied to training and test images alike, scrambles which pixels "
+           "are neighbours: a model that uses neighbourhoods can lose accuracy, one that treats the pixels as an "
+           "unordered list cannot."]
+    for name in dict.fromkeys(r["model"] for r in records):
+        original = results.per_seed(records, "test_accuracy", model=name, pixels="original")
+        permuted = results.per_seed(records, "test_accuracy", model=name, pixels="permuted")
+        both = (f"{tables.model_name(name, start=True)}: original {tables.stated(original)}, "
+                f"permuted {tables.stated(permuted)}")
+        if not len(original) or not len(permuted):
+            out.append(both + ".")
+            continue
+        moved = tables.change(original, permuted, words=("gains {} pts", "loses {} pts", "keeps its accuracy"))
+        evidence = (f"the same computation up to summation order: at most "
+                    f"{max(closeness[name]['differing_test_predictions'])} test predictions differ"
+                    if name in closeness else _welch(original, permuted) if min(len(original), len(permuted)) > 1
+                    else "too few seeds for Welch's t-test")
+        out.append(f"{both}; it {moved} ({evidence}).")
+    return out
 
 
 if __name__ == "__main__":

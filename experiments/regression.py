@@ -257,6 +257,48 @@ def make_tables(written: dict) -> list[tables.Table]:
     return [score_table, shift_table]
 
 
+def reading(written: dict) -> list[str]:
+    """What the tables show, in 2–5 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): the linear regression head's R² on each target, whether it
+    beats predicting the training mean and whether the small CNN beats it, and how far R² falls under a shift
+    that leaves the targets unchanged."""
+    records = written["records"]
+    tested = results.select(records, kind="test")
+    r2 = lambda chosen, problem, target, model, **more: results.per_seed(  # noqa: E731
+        chosen, "r2", problem=problem, target=target, model=model, **more)
+    targets = list(dict.fromkeys((r["problem"], r["target"]) for r in tested))
+    linear = {t: r2(tested, *t, "linear") for t in targets}
+    out = ["With T linear outputs and mean squared error in place of the softmax, the linear model reaches R² "
+           + tables.listed(f"{_cell(linear[t], 3)} on {' '.join(t)}" for t in targets if len(linear[t])) + "."
+           ] if any(len(v) for v in linear.values()) else []
+    for rival, versus in (("mean", "predicting the training mean"), ("cnn_small", tables.model_name("cnn_small"))):
+        deltas = [tables.difference(r2(tested, *t, rival), linear[t], scale=1, digits=3) for t in targets]
+        signs = [np.sign(d) for d in deltas if d is not None]
+        counts = {word: signs.count(sign) for word, sign in (("above", 1), ("below", -1), ("level with", 0))
+                  if sign in signs}
+        if counts:
+            out.append(f"Its R² is {next(iter(counts))} that of {versus} on every target scored." if len(counts) == 1
+                       else "Against " + versus + ", its R² is " + tables.listed(
+                           f"{word} on {n}" for word, n in counts.items()) + f" of the {len(signs)} targets scored.")
+    shifted = results.select(records, kind="shift")
+    distance = lambda r: max(abs(r["dx"]), abs(r["dy"]))  # noqa: E731
+    farthest = max(map(distance, shifted), default=0)
+    at = lambda d: lambda r: distance(r) == d  # noqa: E731
+    for model in dict.fromkeys(r["model"] for r in shifted):
+        mine = list(dict.fromkeys((r["problem"], r["target"]) for r in shifted if r["model"] == model))
+        far = {t: r2(shifted, *t, model, where=at(farthest)) for t in mine}
+        far = {t: v for t, v in far.items() if len(v)}
+        if not far:
+            continue
+        low = min(far, key=lambda t: far[t].mean())
+        moved = tables.change(r2(shifted, *low, model, where=at(0)), far[low], scale=1, digits=3,
+                              words=("rises by {}", "falls by {}", "stays level"))
+        below = ": below zero, worse than predicting the mean" if round(far[low].mean(), 3) < 0 else ""
+        out.append(f"Shifted {farthest} px, which leaves every target as it was, the R² of {tables.model_name(model)} "
+                   f"on {' '.join(low)}, its lowest, {moved} to {_cell(far[low], 3)}{below}.")
+    return out + tables.failed_models(tested, _title, ("problem", "model"))
+
+
 def write_figures(written: dict, out) -> None:
     shifted = results.select(written["records"], kind="shift")
     if not shifted:

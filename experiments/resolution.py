@@ -126,6 +126,33 @@ def make_tables(written: dict) -> list[tables.Table]:
     )]
 
 
+def reading(written: dict) -> list[str]:
+    """What the table shows, in 2–4 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): how each model's parameters and accuracy move from the
+    smallest image to the largest, and which model is ahead at the largest."""
+    records = written["records"]
+    sizes, linear_params, linear_acc = _by_size(records, "linear")
+    _, cnn_params, cnn_acc = _by_size(records, "cnn_gap")
+    first, last = f"{sizes[0]} × {sizes[0]}", f"{sizes[-1]} × {sizes[-1]}"
+    out = []
+    for name, params, acc in (("linear", linear_params, linear_acc), ("cnn_gap", cnn_params, cnn_acc)):
+        counted = (f"stay at {params[0]:,}" if len(set(params)) == 1 else
+                   f"{'grow' if params[-1] > params[0] else 'shrink'} from {params[0]:,} to {params[-1]:,}")
+        moved = (f"{tables.change(acc[0], acc[-1])} ({tables.stated(acc[0])} to {tables.stated(acc[-1])})"
+                 if len(acc[0]) and len(acc[-1]) else
+                 f"at {first} px: {tables.stated(acc[0])}; at {last} px: {tables.stated(acc[-1])}")
+        out.append(f"{tables.model_name(name, start=True)}: from {first} to {last} px its parameters {counted} and its "
+                   f"accuracy {moved}.")
+    for i, size in ((0, first), (-1, last)):
+        if len(cnn_acc[i]) and len(linear_acc[i]):
+            out.append(f"At {size} px the linear model is " + tables.change(cnn_acc[i], linear_acc[i], words=(
+                "{} pts above the CNN", "{} pts below the CNN", "level with the CNN")) + ".")
+    falls = tables.difference(cnn_acc[0], cnn_acc[-1])
+    if len(set(cnn_params)) == 1 and falls is not None and falls < 0:
+        out.append("A parameter count that stays fixed does not make the CNN indifferent to the image's scale.")
+    return out + tables.failed_models(records, _run_title, ("model", "image_size"))
+
+
 def write_figures(written: dict, out) -> None:
     records = written["records"]
     sizes, linear_params, linear_acc = _by_size(records, "linear")

@@ -309,6 +309,13 @@ def severity_mean(records: list[dict], variant: dict, corruption: str) -> np.nda
     return np.mean(per_severity, axis=0) if all(len(v) for v in per_severity) else np.array([])
 
 
+def corruption_mean(records: list[dict], variant: dict) -> np.ndarray:
+    """Per-seed accuracy averaged over MNIST-C's four corruptions and their severities: `(S,)`, empty when
+    every seed failed."""
+    means = [severity_mean(records, variant, c) for c in CORRUPTIONS]
+    return np.mean(means, axis=0) if all(len(m) for m in means) else np.array([])
+
+
 def lowest_agreement(checks: list[dict], **equal) -> float:
     """The lowest fraction of images on which MNIST-C's translate and the shift grid's corner agree, over
     the matching models and seeds whose runs did not fail (nan when none is left)."""
@@ -325,10 +332,6 @@ def make_tables(written: dict) -> list[tables.Table]:
     cell = lambda values: tables.mean_std_of(values, digits=1)  # noqa: E731
     acc = lambda rs, **k: results.per_seed(rs, "accuracy", **k)  # noqa: E731
 
-    def corruption_mean(variant):
-        means = [severity_mean(corrupted, variant, c) for c in CORRUPTIONS]
-        return np.mean(means, axis=0) if all(len(m) for m in means) else np.array([])
-
     seeds = {variant_title(v): len(acc(corrupted, **v, corruption="clean")) for v in variants}
     failures = tables.failure_note(results.select(corrupted, corruption="clean"), variant_title)
     machine = f"Ran on {tables.machine(written['environment'])}."
@@ -344,7 +347,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                 "mean ± std over seeds.",
         header=("model", "seeds", "clean", *CORRUPTIONS, "mean of the four"),
         rows=tuple((variant_title(v), str(seeds[variant_title(v)]), cell(acc(corrupted, **v, corruption="clean")),
-                    *(cell(severity_mean(corrupted, v, c)) for c in CORRUPTIONS), cell(corruption_mean(v)))
+                    *(cell(severity_mean(corrupted, v, c)) for c in CORRUPTIONS), cell(corruption_mean(corrupted, v)))
                    for v in variants),
         notes=(f"Mu & Gilmer 2019 (MNIST-C), their conventions: about the centre (13.5, 13.5), bilinear, zero fill, "
                f"clipped; rotate and shear ±0.2…1.0 rad, scale 0.9…0.5, translate (±1…±5, ±1…±5) px, a random sign "
@@ -446,6 +449,53 @@ def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], w
                *(["† Reported in the literature (accuracy = 100 − error; 12.0 and 8.4 % error), not run here."]
                  if config["dataset"] == "mnist" else [])),
     )
+
+
+def reading(written: dict) -> list[str]:
+    """What the tables show, in 3–5 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): how far MNIST-C's spatial corruptions pull the linear
+    model down and whether the other models keep more, who survives the exhaustive worst case, and which
+    remedy helps the linear model most and at what clean cost."""
+    config, records = written["config"], written["records"]
+    corrupted = results.select(records, kind="corruption")
+    worst = results.select(records, kind="worst_case")
+    variants = _variants(corrupted)
+    cell = lambda values: tables.stated(values, digits=1)  # noqa: E731
+    clean = lambda v: results.per_seed(corrupted, "accuracy", **v, corruption="clean")  # noqa: E731
+    four = lambda v: corruption_mean(corrupted, v)  # noqa: E731
+    on_grid = lambda v: results.per_seed(worst, "accuracy", **v, attack="grid")  # noqa: E731
+    moves = ("rises by {} pts", "falls by {} pts", "stays level")
+    out = []
+    if len(four(PLAIN_LINEAR)):
+        each = {c: severity_mean(corrupted, PLAIN_LINEAR, c) for c in CORRUPTIONS}
+        hardest = min(each, key=lambda c: each[c].mean())
+        falls = tables.change(clean(PLAIN_LINEAR), four(PLAIN_LINEAR), digits=1, words=moves)
+        out.append(f"Under MNIST-C's {tables.listed(CORRUPTIONS)} (the mean over severities and corruptions), the "
+                   f"linear model {falls}, from {cell(clean(PLAIN_LINEAR))} clean to {cell(four(PLAIN_LINEAR))}; it "
+                   f"does worst under {hardest} ({cell(each[hardest])}).")
+        others = [v for v in variants if v["model"] != "linear" and v["preprocess"] == v["augment"] == "none"
+                  and len(four(v))]
+        above = [variant_title(v) for v in others if tables.difference(four(PLAIN_LINEAR), four(v), digits=1) > 0]
+        if others:
+            out.append("The other models without remedies score " + tables.listed(
+                f"{variant_title(v)} {cell(four(v))}" for v in others) + " under the same corruptions: " + (
+                "every one above the linear model." if len(above) == len(others) else
+                f"{tables.listed(above) or 'none'} above the linear model."))
+    scored = [v for v in variants if len(on_grid(v))]
+    if PLAIN_LINEAR in scored:
+        best = max(scored, key=lambda v: on_grid(v).mean())
+        images = "" if written["grid_images"] == written["test_images"] else f" (the first {written['grid_images']:,})"
+        out.append(f"On the exhaustive grid of rotations (±{config['max_degrees']:g}°) and translations "
+                   f"(±{config['max_shift']:g} px), where an image counts only if it is right at every point, the "
+                   f"linear model keeps {cell(on_grid(PLAIN_LINEAR))} of the test images{images}; the best, "
+                   f"{variant_title(best)}, keeps {cell(on_grid(best))}.")
+    remedies = [v for v in variants if v["model"] == "linear" and v != PLAIN_LINEAR and len(four(v))]
+    if remedies and len(clean(PLAIN_LINEAR)):
+        best = max(remedies, key=lambda v: four(v).mean())
+        cost = tables.change(clean(PLAIN_LINEAR), clean(best), digits=1, words=moves)
+        out.append(f"Of the linear model's remedies, {variant_title(best)} does best under MNIST-C "
+                   f"({cell(four(best))}); its clean accuracy {cost} against the linear model without it.")
+    return out + tables.failed_models(results.select(corrupted, corruption="clean"), variant_title, VARIANT)
 
 
 def write_figures(written: dict, out) -> None:

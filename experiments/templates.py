@@ -139,5 +139,44 @@ def make_tables(written: dict) -> list[tables.Table]:
     )]
 
 
+def reading(written: dict) -> list[str]:
+    """What the table shows, in 2–5 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): whether more templates per class beat the one template
+    of the linear model, where the accuracy peaks, how many templates end up in use, and max against logsumexp."""
+    ks, records = written["config"]["ks"], written["records"]
+    acc = {(k, reduce): results.per_seed(records, "test_accuracy", k=k, reduce=reduce)
+           for k in ks for reduce in REDUCTIONS}
+    first, largest = min(ks), max(ks)
+    out = [f"Test accuracy at k = {first}{' (one template per class: the linear model)' if first == 1 else ''}, "
+           f"logsumexp over templates: {tables.stated(acc[first, 'logsumexp'])}."]
+    trained = [k for k in ks if len(acc[k, "logsumexp"])]
+    best = max(trained, key=lambda k: acc[k, "logsumexp"].mean(), default=first)
+    if first in trained and best == first and len(trained) > 1:
+        out.append("No larger k has a higher mean with logsumexp.")
+    elif first in trained and best != first:
+        versus = tuple(f"{word} k = {first}" for word in ("{} pts above", "{} pts below", "level with"))
+        out.append(f"The best logsumexp mean is at k = {best}: {tables.stated(acc[best, 'logsumexp'])}, "
+                   + tables.change(acc[first, "logsumexp"], acc[best, "logsumexp"], words=versus) + ".")
+        if largest in trained and best != largest:
+            out.append(f"At k = {largest} it " + tables.change(
+                acc[best, "logsumexp"], acc[largest, "logsumexp"],
+                words=("rises by {} pts more", "falls back by {} pts", "stays level")) + ".")
+    in_use = {reduce: results.per_seed(records, "templates_in_use", k=largest, reduce=reduce) for reduce in REDUCTIONS}
+    if largest > 1 and all(len(v) for v in in_use.values()):
+        used = {reduce: round(v.mean(), 1) for reduce, v in in_use.items()}
+        only = "only " if max(used.values()) < largest else ""
+        out.append(f"Of the {largest} templates per class at k = {largest}, {only}{used['logsumexp']:.1f} are in use "
+                   f"with logsumexp and {used['max']:.1f} with max.")
+    relation = {}
+    for k in ks:
+        delta = tables.difference(acc[k, "logsumexp"], acc[k, "max"])
+        if delta is not None:
+            relation.setdefault("above" if delta > 0 else "below" if delta < 0 else "level with", []).append(str(k))
+    if relation:
+        out.append("Max over templates is " + "; ".join(f"{word} logsumexp at k = {tables.listed(k)}"
+                                                        for word, k in relation.items()) + ".")
+    return out + tables.failed_models(records, lambda r: f"k = {r['k']} with {r['reduce']}", ("k", "reduce"))
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -305,6 +305,46 @@ def make_tables(written: dict) -> list[tables.Table]:
     return out
 
 
+def reading(written: dict) -> list[str]:
+    """What the tables show, in 3–5 sentences made from the results file alone (numbers through
+    `results.per_seed` and the tables' formatting): how far the linear model and the small CNN fall when the
+    digits are shifted, what shift augmentation costs and buys the linear model, grid accuracy, and whether
+    each row of the train-shift × test-shift table peaks where train and test shifts agree."""
+    config, records = written["config"], written["records"]
+    grid = results.select(records, kind="grid")
+    k, spread = config["max_shift"], config["augment_shift"]
+    at = lambda d, model, augment="none": results.per_seed(  # noqa: E731
+        grid, "accuracy", _axis(d), model=model, augment=augment, tta=False, fill="zeros")
+    cell = lambda values: tables.stated(values, digits=1)  # noqa: E731
+    moves = ("rises by {} pts", "falls by {} pts", "stays level")
+    out = []
+    for name in ("linear", "cnn_small"):
+        if len(at(0, name)):
+            falls = tables.change(at(0, name), at(2, name), digits=1, words=moves)
+            out.append(f"Shifted by 2 px along an axis (zero fill), {tables.model_name(name)} {falls} "
+                       f"({cell(at(0, name))} at 0 px, {cell(at(2, name))} at 2 px) and scores {cell(at(k, name))} "
+                       f"at {k} px.")
+    linear_drop = tables.difference(at(0, "linear"), at(2, "linear"), digits=1)
+    cnn_drop = tables.difference(at(0, "cnn_small"), at(2, "cnn_small"), digits=1)
+    if linear_drop is not None and cnn_drop is not None:
+        out.append("From 0 to 2 px the linear model falls " + ("further than" if linear_drop < cnn_drop else
+                   "less far than" if linear_drop > cnn_drop else "as far as") + " the small CNN.")
+    if len(at(0, "linear", "shift")):
+        gains = ("gains {} pts", "loses {} pts", "keeps its accuracy")
+        out.append(f"Trained on random shifts in [-{spread}, {spread}]² px, the linear model "
+                   f"{tables.change(at(0, 'linear'), at(0, 'linear', 'shift'), digits=1, words=gains)} at 0 px and "
+                   f"{tables.change(at(2, 'linear'), at(2, 'linear', 'shift'), digits=1, words=gains)} at 2 px.")
+    ticks, values = matrix_values(results.select(records, kind="matrix"), "linear")
+    rows = [(t, row) for t, row in zip(ticks, values) if not np.isnan(row).all()]
+    if rows:
+        own = sum(ticks[int(np.nanargmax(row))] == t for t, row in rows)
+        out.append(f"Trained at a fixed shift, the linear model scores best at that same test shift in {own} of the "
+                   f"{len(rows)} rows of the train-shift × test-shift table"
+                   + (": it learns each position anew." if own == len(rows) else "."))
+    return out + tables.failed_models(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), variant_title,
+                                      ("model", "augment", "tta"))
+
+
 def matrix_values(matrix: list[dict], name: str) -> tuple[list[int], np.ndarray]:
     """(train dx ticks, mean accuracy (%) `(train dx, test dx)` at test dy = 0) of one model's matrix records."""
     ticks = sorted({r["train_dx"] for r in results.select(matrix, model=name)})

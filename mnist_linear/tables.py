@@ -92,6 +92,59 @@ def mean_std_of(values, scale: float = 100.0, digits: int = 2) -> str:
     return mean_std(summarize(values), scale, digits) if values.size else EVERY_RUN_FAILED
 
 
+def stated(values, unit: str = " %", scale: float = 100.0, digits: int = 2) -> str:
+    """A number in a reading, as the tables print it: `mean_std_of` with its unit ('92.59 ± 0.05 %'), or
+    `EVERY_RUN_FAILED` alone when no seed is left."""
+    return mean_std_of(values, scale, digits) + (unit if np.size(values) else "")
+
+
+def difference(before, after, scale: float = 100.0, digits: int = 2) -> float | None:
+    """The mean of `after` minus the mean of `before` (per-seed values, failed runs left out), scaled and
+    rounded to the `digits` a table prints; None when either has no seed left."""
+    before, after = np.asarray(before), np.asarray(after)
+    if not before.size or not after.size:
+        return None
+    return round(scale * (float(after.mean()) - float(before.mean())), digits) + 0.0  # + 0.0: no -0.0
+
+
+def change(before, after, scale: float = 100.0, digits: int = 2,
+           words: tuple[str, str, str] = ("rises by {} pts", "falls by {} pts", "stays level")) -> str:
+    """How `after` compares with `before` (per-seed values, failed runs left out), as a phrase of a reading.
+
+    The word is chosen by the `difference` as printed: `words[0]` when it is above zero, `words[1]` below,
+    `words[2]` when it prints as zero; '{}' in a word takes the size of the difference. A difference no
+    larger than the standard deviation over seeds of either side adds ', within one std over seeds';
+    either side empty gives 'cannot be compared: every run failed'."""
+    delta = difference(before, after, scale, digits)
+    if delta is None:
+        return f"cannot be compared: {EVERY_RUN_FAILED}"
+    phrase = (words[0] if delta > 0 else words[1] if delta < 0 else words[2]).format(f"{abs(delta):.{digits}f}")
+    spread = max(summarize(np.asarray(v)).std for v in (before, after))
+    return phrase + (", within one std over seeds" if delta and abs(delta) <= scale * spread else "")
+
+
+def model_name(name: str, start: bool = False) -> str:
+    """A model of `TITLES` as a reading names it: 'the small CNN (LeNet-5 layout)', 'the linear model';
+    capitalised to `start` a sentence."""
+    named = f"the {TITLES[name]}" + (" model" if name == "linear" else "")
+    return named[0].upper() + named[1:] if start else named
+
+
+def listed(items) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def failed_models(records: list[dict], title=lambda r: r["model"], group: tuple[str, ...] = ("model",)) -> list[str]:
+    """A reading's sentence naming (by `title` of a record) each model, the records sharing the `group` fields,
+    every one of whose runs failed; [] when there is none."""
+    names = dict.fromkeys(title(next(r for r in records if tuple(r.get(k) for k in group) == lost))
+                          for lost in results.all_failed(records, group))
+    return [f"Every run of {listed(names)} failed, so the tables give no number for "
+            f"{'it' if len(names) == 1 else 'them'}."] if names else []
+
+
 def failure_note(records: list[dict], title=lambda r: r["model"]) -> str:
     """'Failed runs, left out of every mean: … ' naming each (with a trailing space, to stand before the
     next sentence of a note), or '' when none failed."""
