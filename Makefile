@@ -2,7 +2,8 @@
 #   make report     every experiment's quick preset and report/REPORT.md with all their tables and figures
 #   make test       runs the test suite on the real data
 # and, for every table of the README:
-#   make results    every experiment's cpu preset on both datasets into results/ (results/REPORT.md; hours on 2 CPU cores)
+#   make results    the quick report into results/quick/, then every experiment's cpu preset on both datasets
+#                   into results/ (results/REPORT.md; hours on 2 CPU cores)
 #   make results-gpu  every gpu preset into results/*-gpu/ (results/REPORT-gpu.md; needs a GPU)
 #   make benchmark  our speed against the peers (PyTorch, scikit-learn, a Flax-style loop), into benchmarks/README.md
 # Each is resumable: run it again after a kill and it goes on where it stopped.
@@ -24,6 +25,7 @@ report: $(VENV)/installed
 	$(RUN).reproduce --preset quick --out report
 
 results: $(VENV)/installed
+	$(RUN).reproduce --preset quick --out results/quick
 	$(RUN).reproduce --preset cpu --dataset both --out results
 	$(RUN).readme README.md
 

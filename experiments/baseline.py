@@ -95,7 +95,7 @@ def reading(written: dict) -> list[str]:
         versus.append(tables.change([float(error) / 100], 1 - accuracy, words=(
             "{} pts higher than" + theirs, "{} pts lower than" + theirs, "the same as" + theirs)))
     if versus:
-        out.append(f"Its error is {tables.listed(versus)} (not run here).")
+        out.append(f"Its error is {tables.listed_changes(versus)} (not run here).")
     return out
 
 

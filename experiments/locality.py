@@ -111,10 +111,19 @@ def _run_title(record: dict) -> str:
     return f"{tables.TITLES[record['model']]}, {record['pixels']}"
 
 
-def _welch(original: np.ndarray, permuted: np.ndarray) -> str:
+def _welch(original: np.ndarray, permuted: np.ndarray) -> str | None:
+    """Welch's t-test of the two as the table and the reading give it ('Welch's p = 0.002'), or None when a
+    side has fewer than two seeds left."""
     if min(len(original), len(permuted)) < 2:
-        return "— (fewer than 2 seeds left)"
+        return None
     return f"Welch's p = {stats.welch_t_test(original, permuted):.1g}"
+
+
+def _same_computation(differing: int) -> str:
+    """The evidence of a model whose permuted run is the original's up to float summation order."""
+    differ = ("no test prediction differs" if not differing else
+              f"at most {differing:,} test prediction{'s differ' if differing > 1 else ' differs'}")
+    return f"the same computation up to summation order: {differ}"
 
 
 def make_tables(written: dict) -> list[tables.Table]:
@@ -130,7 +139,7 @@ def make_tables(written: dict) -> list[tables.Table]:
             note = (f"same computation: at most {max(c['differing_test_predictions'])} of 10,000 predictions "
                     f"differ; largest parameter difference {c['max_abs_parameter_difference']:.1e}")
         else:
-            note = _welch(original, permuted)
+            note = _welch(original, permuted) or "— (fewer than 2 seeds left)"
         change = f"{100 * (permuted.mean() - original.mean()):+.2f}" if len(original) and len(permuted) else "—"
         rows.append((tables.TITLES[name], tables.mean_std_of(original), tables.mean_std_of(permuted), change, note))
     return [tables.Table(
@@ -165,11 +174,9 @@ def reading(written: dict) -> list[str]:
             out.append(both + ".")
             continue
         moved = tables.change(original, permuted, words=("gains {} pts", "loses {} pts", "keeps its accuracy"))
-        evidence = (f"the same computation up to summation order: at most "
-                    f"{max(closeness[name]['differing_test_predictions'])} test predictions differ"
-                    if name in closeness else _welch(original, permuted) if min(len(original), len(permuted)) > 1
-                    else "too few seeds for Welch's t-test")
-        out.append(f"{both}; it {moved} ({evidence}).")
+        evidence = (_same_computation(max(closeness[name]["differing_test_predictions"])) if name in closeness
+                    else _welch(original, permuted))  # None: `change` alone checks the spread
+        out.append(f"{both}; it {moved}" + (f" ({evidence})." if evidence else "."))
     return out
 
 

@@ -42,8 +42,16 @@ def split_tables(text: str) -> list[str]:
     return [text[a:b].rstrip("\n") + "\n" for a, b in zip(starts, starts[1:] + [len(text)])]
 
 
+def _read(root: Path, path: str) -> str:
+    try:
+        return (root / path).read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"The README includes {path}, which does not exist: make it (`make results` makes "
+                                "every included file) or drop the block.") from None
+
+
 def _contents(match: re.Match, root: Path) -> str:
-    text = (root / match.group("path")).read_text()
+    text = _read(root, match.group("path"))
     if not match.group("tables"):
         return text
     found = split_tables(text)
@@ -58,7 +66,7 @@ def _contents(match: re.Match, root: Path) -> str:
 
 def _one_table(path: str, caption: str, root: Path) -> tuple[str, list[str], list[list[str]]]:
     """(caption, header, rows) of the one table in `path` whose caption contains `caption`, as cells."""
-    hits = [t for t in split_tables((root / path).read_text()) if caption in t.splitlines()[0]]
+    hits = [t for t in split_tables(_read(root, path)) if caption in t.splitlines()[0]]
     if len(hits) != 1:
         raise ValueError(f"{path}: {len(hits)} tables have {caption!r} in their caption, not 1.")
     cells = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in hits[0].splitlines()

@@ -44,6 +44,8 @@ from mnist_linear import (data, evaluate, experiment, linear, models, plots, reg
 field = configs.field
 
 TITLES = {**tables.TITLES, "mean": "predict the training mean"}
+# What a shift of d px is in the shift table and the reading: the R² averaged over (±d, 0) and (0, ±d).
+ALONG_AN_AXIS = "along an axis (the mean over the four directions)"
 SHIFTS = {fill: functools.partial(transforms.translate, fill=fill) for fill in transforms.FILLS}  # made once: jit keys on them
 
 
@@ -246,8 +248,8 @@ def make_tables(written: dict) -> list[tables.Table]:
             _cell(results.per_seed(shifted, "r2", where=lambda r, d=d: max(abs(r["dx"]), abs(r["dy"])) == d, **mine),
                   3) for d in distances)))
     shift_table = tables.Table(
-        caption=f"R² under test-time shifts on {config['dataset']}: the image shifted d px along an axis (the mean "
-                "over the four directions), mean ± std over seeds. The targets do not change with the shift.",
+        caption=f"R² under test-time shifts on {config['dataset']}: the image shifted d px {ALONG_AN_AXIS}, "
+                "mean ± std over seeds. The targets do not change with the shift.",
         header=("problem", "target", "model", *(f"d = {d} px" for d in distances)),
         rows=tuple(shift_rows),
         notes=("Every shifted test image through one compiled sweep per model (evaluate.grid_outputs). Quality: a "
@@ -255,6 +257,13 @@ def make_tables(written: dict) -> list[tables.Table]:
                "ink is carried round into a new stroke (regression.Problem.shift_fill). "
                f"{tables.failure_note(shifted, _title)}".rstrip(),))
     return [score_table, shift_table]
+
+
+def _outputs(targets: list[tuple[str, str]]) -> str:
+    """The linear head's outputs T of each problem, one per target: '2 for keypoint (x, y) and 1 for quality
+    (score)'."""
+    names = {problem: [t for p, t in targets if p == problem] for problem, _ in targets}
+    return tables.listed(f"{len(n)} for {problem} ({', '.join(n)})" for problem, n in names.items())
 
 
 def reading(written: dict) -> list[str]:
@@ -268,18 +277,17 @@ def reading(written: dict) -> list[str]:
         chosen, "r2", problem=problem, target=target, model=model, **more)
     targets = list(dict.fromkeys((r["problem"], r["target"]) for r in tested))
     linear = {t: r2(tested, *t, "linear") for t in targets}
-    out = ["With T linear outputs and mean squared error in place of the softmax, the linear model reaches R² "
-           + tables.listed(f"{_cell(linear[t], 3)} on {' '.join(t)}" for t in targets if len(linear[t])) + "."
-           ] if any(len(v) for v in linear.values()) else []
+    reached = tables.listed(f"{_cell(linear[t], 3)} on {' '.join(t)}" for t in targets if len(linear[t]))
+    out = [f"With one linear output per target ({_outputs(targets)}) and mean squared error in place of the "
+           f"softmax, the linear model reaches R² {reached}."] if reached else []
     for rival, versus in (("mean", "predicting the training mean"), ("cnn_small", tables.model_name("cnn_small"))):
-        deltas = [tables.difference(r2(tested, *t, rival), linear[t], scale=1, digits=3) for t in targets]
-        signs = [np.sign(d) for d in deltas if d is not None]
-        counts = {word: signs.count(sign) for word, sign in (("above", 1), ("below", -1), ("level with", 0))
-                  if sign in signs}
-        if counts:
-            out.append(f"Its R² is {next(iter(counts))} that of {versus} on every target scored." if len(counts) == 1
-                       else "Against " + versus + ", its R² is " + tables.listed(
-                           f"{word} on {n}" for word, n in counts.items()) + f" of the {len(signs)} targets scored.")
+        against = {t: tables.compare(r2(tested, *t, rival), linear[t], scale=1, digits=3) for t in targets}
+        standings, unknown = tables.standings(against, f"that of {versus}"), tables.unchecked(against.values())
+        if len(standings) == 1:
+            out.append(f"Its R² is {standings[0][0]} on every target scored{unknown}.")
+        elif standings:
+            out.append("Its R² is " + tables.listed(f"{head} on {len(scored)}" for head, scored in standings)
+                       + f" of the {sum(len(scored) for _, scored in standings)} targets scored{unknown}.")
     shifted = results.select(records, kind="shift")
     distance = lambda r: max(abs(r["dx"]), abs(r["dy"]))  # noqa: E731
     farthest = max(map(distance, shifted), default=0)
@@ -291,11 +299,12 @@ def reading(written: dict) -> list[str]:
         if not far:
             continue
         low = min(far, key=lambda t: far[t].mean())
+        to = _cell(far[low], 3) + (" (below zero: worse than predicting the mean)"
+                                   if round(far[low].mean(), 3) < 0 else "")
         moved = tables.change(r2(shifted, *low, model, where=at(0)), far[low], scale=1, digits=3,
-                              words=("rises by {}", "falls by {}", "stays level"))
-        below = ": below zero, worse than predicting the mean" if round(far[low].mean(), 3) < 0 else ""
-        out.append(f"Shifted {farthest} px, which leaves every target as it was, the R² of {tables.model_name(model)} "
-                   f"on {' '.join(low)}, its lowest, {moved} to {_cell(far[low], 3)}{below}.")
+                              words=(f"rises by {{}} to {to}", f"falls by {{}} to {to}", f"stays level at {to}"))
+        out.append(f"Shifted {farthest} px {ALONG_AN_AXIS}, which leaves every target as it was, the R² of "
+                   f"{tables.model_name(model)} on {' '.join(low)}, its lowest, {moved}.")
     return out + tables.failed_models(tested, _title, ("problem", "model"))
 
 

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 from tqdm import tqdm
 
 from mnist_linear import config as configs
@@ -86,12 +87,13 @@ def expected_config(job: Job, preset: str, out: Path) -> dict:
 
 
 def state(job: Job, preset: str, out: Path) -> str:
-    """'done' (the folder holds this job's results), 'absent', or why the folder holds something else."""
-    files = sorted((out / job.folder).glob("results.json*"))
+    """'done' (the folder holds this job's results), 'absent', or what else the folder holds."""
+    folder = out / job.folder
+    files = sorted(folder.glob("results.json*"))
     if not files:
-        return "absent"
+        return "absent" if not folder.exists() or not any(folder.iterdir()) else "holds files but no results file"
     written = results.read_json(files[0])
-    expected = expected_config(job, preset, out / job.folder)
+    expected = expected_config(job, preset, folder)
     if written.get("experiment") != job.experiment or written.get("preset") != preset:
         return f"holds {written.get('experiment')!r} with preset {written.get('preset')!r}"
     defaults = dataclasses.asdict(job.module.Config())
@@ -100,30 +102,42 @@ def state(job: Job, preset: str, out: Path) -> str:
     return "done" if not differ else f"was run with other {', '.join(differ)}"
 
 
-def run_job(job: Job, preset: str, out: Path, bar: tqdm) -> bool:
+def identity(job: Job, preset: str, out: Path) -> dict:
+    """What must not change between a run and its resumption for a recorded phase to be read back."""
+    env = experiment.environment()
+    return {"config": expected_config(job, preset, out / job.folder), "code": experiment.code_version(),
+            **{k: env[k] for k in ("jax", "jaxlib", "platform", "device_kind", "device_count", "compiler_options")}}
+
+
+def run_job(job: Job, preset: str, out: Path, bar: tqdm) -> dict:
     """Runs `job` into out/.partial/, recording its phases, then moves the folder into place whole.
-    Returns False when every seed of some model failed (its tables say so), True otherwise."""
+    Returns what reproduce.json keeps of it: the folder, its phases and how many were read back."""
     module, partial = job.module, out / ".partial" / job.folder
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    seen = tqdm(desc=f"{job.folder}: phases", unit="phase", position=1, leave=False, file=bar.fp, dynamic_ncols=True)
+    read_back = []
 
     def on_phase(phase: phases.Phase) -> None:
         took = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in phase.timing.items())
-        bar.set_postfix_str(f"{job.folder}: {phase.name}")
+        seen.update()
+        read_back.append(phase.recorded)
         bar.write(f"  {job.folder} · phase {phase.index} {phase.name}: {took}"
                   + (" (recorded by the interrupted run, not rerun)" if phase.recorded else ""), file=bar.fp)
 
-    ok = True
-    with open(partial / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
-            phases.recording(out / ".phases" / job.folder, on_phase):
-        try:
-            module.main(job.argv(preset, partial))
-        except experiment.EveryRunFailed as failed:  # written all the same; reported, never averaged in
-            print(f"FAILED: {failed}")
-            ok = False
+    try:
+        with open(partial / "log.txt", "w") as log, contextlib.redirect_stdout(log), \
+                contextlib.redirect_stderr(log), \
+                phases.recording(out / ".phases" / job.folder, identity(job, preset, out), on_phase):
+            try:
+                module.main(job.argv(preset, partial))
+            except experiment.EveryRunFailed as failed:  # written all the same: the report says so per model
+                print(f"FAILED: {failed}")
+    finally:
+        seen.close()
     os.replace(partial, out / job.folder)
     shutil.rmtree(out / ".phases" / job.folder)
-    return ok
+    return {"folder": job.folder, "phases": len(read_back), "read_back": sum(read_back)}
 
 
 def main(argv=None) -> int:
@@ -140,7 +154,12 @@ def main(argv=None) -> int:
         configs.check_writable(out)
     except ValueError as e:
         parser.error(str(e))
+    if args.preset == "gpu" and jax.default_backend() == "cpu":
+        parser.error("the gpu preset's settings take hours on a CPU and JAX sees no accelerator here: run it where "
+                     "one is, or choose --preset cpu.")
     planned = jobs(args.preset, DATASETS[args.dataset], tuple(e for e in EXPERIMENTS if e in args.experiments))
+    for job in planned:  # every run's flags checked before any trains
+        expected_config(job, args.preset, out / job.folder)
     states = {job: state(job, args.preset, out) for job in planned}
     clashes = [f"{out / job.folder} {s}" for job, s in states.items() if s not in ("done", "absent")]
     if clashes:
@@ -153,97 +172,102 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     todo = [job for job in planned if states[job] == "absent"]
     cache = compiling.enable_cache()
-    invocation = {"argv": list(sys.argv[1:] if argv is None else argv), "started": experiment.now(),
-                  "compilation_cache_entries": len(list(cache.glob("*"))) if cache and cache.is_dir() else 0,
-                  "machine": tables.machine(experiment.environment()), "ran": []}
+    invocation = {"argv": list(sys.argv[1:] if argv is None else argv), "preset": args.preset,
+                  "started": experiment.now(), "machine": tables.machine(experiment.environment()),
+                  "compilation_cache_entries": len(list(cache.glob("*"))) if cache and cache.is_dir() else 0, "ran": []}
     start = time.perf_counter()
     try:
-        failed = _run_all(todo, planned, args.preset, out, invocation["ran"])
+        interrupted = _run_all(todo, len(planned), args.preset, out, invocation["ran"])
     finally:  # interrupted too: the log says how far each invocation got
         invocation.update(finished=experiment.now(), wall_s=time.perf_counter() - start)
         log = out / "reproduce.json"
         results.write_json(log, (results.read_json(log) if log.exists() else []) + [invocation])
-    if failed is None:
-        return 128 + (signal.SIGTERM if invocation["ran"][-1]["interrupted"] == "SIGTERM" else signal.SIGINT)
+    if interrupted:
+        return 128 + (signal.SIGTERM if interrupted == "SIGTERM" else signal.SIGINT)
     for scratch in (".partial", ".phases"):  # empty once every run is done
         shutil.rmtree(out / scratch, ignore_errors=True)
-    report = out / ("REPORT-gpu.md" if args.preset == "gpu" else "REPORT.md")
+    suffix = "-gpu" if args.preset == "gpu" else ""
     summary = render_summary(out, planned, args.preset)
-    results.write_text(out / "summary.md", summary)
-    results.write_text(report, render_report(out, planned, args.preset, summary))
-    print(f"Wrote {report}" + (f"; every seed of some model failed in {', '.join(failed)}" if failed else ""))
+    results.write_text(out / f"summary{suffix}.md", summary)
+    results.write_text(out / f"REPORT{suffix}.md", render_report(out, planned, args.preset, summary))
+    failed = [job.folder for job in planned if _written(out, job).get("every_run_failed")]
+    print(f"Wrote {out / f'REPORT{suffix}.md'}" + (f"; every run of some model failed in {', '.join(failed)}, "
+                                                  "as its tables say" if failed else ""))
     return 1 if failed else 0
 
 
-def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, ran: list) -> list[str] | None:
-    """Runs `todo` under one progress bar; the folders whose models all failed somewhere, or None when interrupted."""
-    failed = []
-    with tqdm(total=len(planned), initial=len(planned) - len(todo), unit="experiment", file=sys.stderr,
-              dynamic_ncols=True) as bar:
+def _run_all(todo: list[Job], planned: int, preset: str, out: Path, ran: list) -> str | None:
+    """Runs `todo` under one progress bar over the report's runs; the signal's name if one stopped it."""
+    with tqdm(total=planned, initial=planned - len(todo), unit="run", file=sys.stderr, dynamic_ncols=True) as bar:
         for job in todo:
             bar.set_description(job.folder)
             start = time.perf_counter()
             try:
-                ok = run_job(job, preset, out, bar)
+                record = run_job(job, preset, out, bar)
             except KeyboardInterrupt as e:
                 shutil.rmtree(out / ".partial", ignore_errors=True)
                 bar.write(f"Interrupted ({e or 'SIGINT'}) during {job.folder}; its finished phases are recorded in "
                           f"{out / '.phases'}. Run the same command again to resume.", file=bar.fp)
                 ran.append({"folder": job.folder, "interrupted": str(e) or "SIGINT"})
-                return None
-            took = time.perf_counter() - start
-            bar.write(f"{job.folder}: {'done' if ok else 'FAILED runs (see its tables)'} in {took:.0f} s", file=bar.fp)
-            ran.append({"folder": job.folder, "wall_s": took})
-            failed += [] if ok else [job.folder]
+                return str(e) or "SIGINT"
+            record["wall_s"] = time.perf_counter() - start
+            ran.append(record)
+            bar.write(f"{job.folder}: done in {record['wall_s']:.0f} s", file=bar.fp)
             bar.update()
-    return failed
+    return None
+
+
+def _written(out: Path, job: Job) -> dict:
+    return results.read_json(next((out / job.folder).glob("results.json*")))
 
 
 def render_summary(out: Path, planned: list[Job], preset: str) -> str:
     """How long the preset took, from the runs' results files and reproduce.json (each invocation's wall clock)."""
-    invocations = results.read_json(out / "reproduce.json")
+    invocations = [i for i in results.read_json(out / "reproduce.json") if i.get("preset", preset) == preset]
     runs = {job.folder for job in planned}
     timed = [r for i in invocations for r in i["ran"] if r["folder"] in runs]
     whole = [r for r in timed if "wall_s" in r]
-    compute = sum(_seconds(results.read_json(next((out / f).glob("results.json*")))) for f in runs)
-    cold = [i for i in invocations if i["ran"] and not i["compilation_cache_entries"]]
-    machines = sorted({i["machine"] for i in invocations if i["ran"]})
+    compute = sum(_seconds(_written(out, job)) for job in planned)
+    made = [i for i in invocations if i["ran"]]
+    cold = sum(not i["compilation_cache_entries"] for i in made)
+    machines = sorted({i["machine"] for i in made})
     return "\n".join([
         f"**How long the {preset} preset took: {len(planned)} runs.**", "",
-        "| runs made by this command | their wall clock | invocations (interrupted) | the runs' compiling and running | machine |",
+        "| runs made by `experiments.reproduce` | their wall clock | invocations (interrupted) "
+        "| compiling and running, every run | machine |",
         "| --- | --- | --- | --- | --- |",
         f"| {len(whole)} of {len(planned)} | {_duration(sum(r['wall_s'] for r in whole))} "
-        f"| {sum(bool(i['ran']) for i in invocations)} ({sum('interrupted' in r for r in timed)}) "
+        f"| {len(made)} ({sum('interrupted' in r for r in timed)}) "
         f"| {_duration(compute)} | {' and '.join(machines) or '—'} |", "",
-        "Wall clock: from the start to the end of each run, tuning, data, tables and figures included, summed over "
-        "the invocations of `python -m experiments.reproduce` that made them (reproduce.json); runs made some other "
-        "way (an experiment's own command) count only in the next column, the programs' measured compile and run "
-        "time (phases read back on a resume count as measured). "
-        + (f"{len(cold)} of these invocations began with an empty compilation cache." if cold else
-           "Every invocation found JAX's compilation cache populated."), ""])
+        "Wall clock: from the start to the end of each run (tuning, data, tables and figures included), summed over "
+        "the invocations of `python -m experiments.reproduce` that made them (reproduce.json). Compiling and running: "
+        "the programs' measured compile and run times of every run, also those made by an experiment's own command "
+        f"(phases read back on a resume count as measured). {cold} of {len(made)} invocations began with an empty "
+        "compilation cache.", ""])
 
 
 def render_report(out: Path, planned: list[Job], preset: str, summary: str = "") -> str:
-    """REPORT.md from the results folders alone (and `summary`, how long it took): per run a reading, the
-    tables, the figures, the provenance."""
-    written = {job: results.read_json(next((out / job.folder).glob("results.json*"))) for job in planned}
-    machines = sorted({tables.machine(w["environment"]) for w in written.values()})
-    total = sum(_seconds(w) for w in written.values())  # as measured, also for phases read back on a resume
+    """REPORT.md from the results folders and reproduce.json alone (and `summary`, how long it took): per run a
+    reading, the tables, the figures, the provenance."""
+    written = {job: _written(out, job) for job in planned}
+    log = results.read_json(out / "reproduce.json") if (out / "reproduce.json").exists() else []
+    last = {r["folder"]: r for i in log for r in i["ran"] if "wall_s" in r}  # the run that made each folder
+    commits = sorted({str(w["environment"].get("git_commit"))[:10] for w in written.values()})
+    datasets = sorted({DATASET_TITLES[job.dataset] for job in planned})
     lines = [f"# Every table and figure: the {preset} preset", "",
-             f"Made by `python -m experiments.reproduce --preset {preset}`: "
-             f"{len(planned)} runs, {_duration(total)} of compiling and running on {' and '.join(machines)}. "
-             "Every number below comes from the results files beside this report; `python -m experiments.render "
-             "<folder>` redraws a folder's tables and figures from its file.", "", summary]
+             f"Made by `python -m experiments.reproduce --preset {preset}` on {' and '.join(datasets)}: "
+             f"{len(planned)} runs. Every number below comes from the results files beside this report; "
+             "`python -m experiments.render <folder>` redraws a folder's tables and figures from its file."
+             + (f" The runs come from {len(commits)} commits ({', '.join(commits)}): each part's provenance "
+                "names its own." if len(commits) > 1 else ""), "", summary]
     lines += [f"- [{_title(job)}](#{_anchor(_title(job))})" for job in planned] + [""]
     for job in planned:
-        w, folder = written[job], out / job.folder
-        module = job.module
+        w, folder, module = written[job], out / job.folder, job.module
         lines += [f"## {_title(job)}", "", f"*{module.__doc__.strip().splitlines()[0]}*", ""]
-        if hasattr(module, "reading"):
-            lines += [f"- {sentence}" for sentence in module.reading(w)] + [""]
+        lines += [f"- {sentence}" for sentence in module.reading(w)] + [""]
         lines += [(folder / "table.md").read_text().rstrip("\n"), ""]
         lines += [f"![{png.stem.replace('_', ' ')}]({job.folder}/{png.name})" for png in sorted(folder.glob("*.png"))]
-        lines += ["", _provenance(w), ""]
+        lines += ["", _provenance(w, last.get(job.folder)), ""]
     return "\n".join(lines)
 
 
@@ -256,14 +280,19 @@ def _anchor(title: str) -> str:
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
 
 
-def _provenance(written: dict) -> str:
+def _provenance(written: dict, made: dict | None) -> str:
     env = written["environment"]
     commit = env.get("git_commit")
-    code = "an unknown commit" if commit is None else f"commit {commit[:10]}" + (" (dirty)" if env.get("git_dirty") else "")
+    code = "an unknown commit" if commit is None else f"commit {commit[:10]}"
+    code += " (dirty)" if env.get("git_dirty") else ""
     when = f", {env['started']} to {env['finished']}" if "started" in env else ""
+    again = ""
+    if made and made["read_back"]:
+        again = (f"; resumed after an interruption: {made['read_back']} of its {made['phases']} phases read back "
+                 "as an earlier process of the same code, config and devices recorded them")
     return (f"*Provenance: {code}, {tables.machine(env)}, jax {env['jax']}, preset {written['preset']}, "
             f"dataset {written['dataset']['name']} (MD5-verified){when}; {_duration(_seconds(written))} of "
-            "compiling and running.*")
+            f"compiling and running{again}.*")
 
 
 def _seconds(written: dict) -> float:

@@ -475,12 +475,14 @@ def reading(written: dict) -> list[str]:
                    f"does worst under {hardest} ({cell(each[hardest])}).")
         others = [v for v in variants if v["model"] != "linear" and v["preprocess"] == v["augment"] == "none"
                   and len(four(v))]
-        above = [variant_title(v) for v in others if tables.difference(four(PLAIN_LINEAR), four(v), digits=1) > 0]
+        versus = {variant_title(v): tables.compare(four(PLAIN_LINEAR), four(v), digits=1) for v in others}
+        standings = tables.standings(versus, "the linear model")
         if others:
             out.append("The other models without remedies score " + tables.listed(
                 f"{variant_title(v)} {cell(four(v))}" for v in others) + " under the same corruptions: " + (
-                "every one above the linear model." if len(above) == len(others) else
-                f"{tables.listed(above) or 'none'} above the linear model."))
+                f"every one {standings[0][0]}" if len(standings) == 1 and len(others) > 1 else
+                "; ".join(f"{tables.listed(names)} {head}" for head, names in standings))
+                + tables.unchecked(versus.values()) + ".")
     scored = [v for v in variants if len(on_grid(v))]
     if PLAIN_LINEAR in scored:
         best = max(scored, key=lambda v: on_grid(v).mean())
@@ -494,7 +496,7 @@ def reading(written: dict) -> list[str]:
         best = max(remedies, key=lambda v: four(v).mean())
         cost = tables.change(clean(PLAIN_LINEAR), clean(best), digits=1, words=moves)
         out.append(f"Of the linear model's remedies, {variant_title(best)} does best under MNIST-C "
-                   f"({cell(four(best))}); its clean accuracy {cost} against the linear model without it.")
+                   f"({cell(four(best))}); against the linear model without it, its clean accuracy {cost}.")
     return out + tables.failed_models(results.select(corrupted, corruption="clean"), variant_title, VARIANT)
 
 

@@ -167,14 +167,11 @@ def reading(written: dict) -> list[str]:
         only = "only " if max(used.values()) < largest else ""
         out.append(f"Of the {largest} templates per class at k = {largest}, {only}{used['logsumexp']:.1f} are in use "
                    f"with logsumexp and {used['max']:.1f} with max.")
-    relation = {}
-    for k in ks:
-        delta = tables.difference(acc[k, "logsumexp"], acc[k, "max"])
-        if delta is not None:
-            relation.setdefault("above" if delta > 0 else "below" if delta < 0 else "level with", []).append(str(k))
-    if relation:
-        out.append("Max over templates is " + "; ".join(f"{word} logsumexp at k = {tables.listed(k)}"
-                                                        for word, k in relation.items()) + ".")
+    against = {k: tables.compare(acc[k, "logsumexp"], acc[k, "max"]) for k in ks}
+    if standings := tables.standings(against, "logsumexp"):
+        out.append("Max over templates is " + "; ".join(f"{head} at k = {tables.listed(map(str, k))}"
+                                                        for head, k in standings)
+                   + tables.unchecked(against.values()) + ".")
     return out + tables.failed_models(records, lambda r: f"k = {r['k']} with {r['reduce']}", ("k", "reduce"))
 
 

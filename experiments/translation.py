@@ -320,29 +320,45 @@ def reading(written: dict) -> list[str]:
     out = []
     for name in ("linear", "cnn_small"):
         if len(at(0, name)):
-            falls = tables.change(at(0, name), at(2, name), digits=1, words=moves)
-            out.append(f"Shifted by 2 px along an axis (zero fill), {tables.model_name(name)} {falls} "
+            moved = tables.change(at(0, name), at(2, name), digits=1, words=moves)
+            out.append(f"Shifted by 2 px along an axis (zero fill), {tables.model_name(name)} {moved} "
                        f"({cell(at(0, name))} at 0 px, {cell(at(2, name))} at 2 px) and scores {cell(at(k, name))} "
                        f"at {k} px.")
-    linear_drop = tables.difference(at(0, "linear"), at(2, "linear"), digits=1)
-    cnn_drop = tables.difference(at(0, "cnn_small"), at(2, "cnn_small"), digits=1)
-    if linear_drop is not None and cnn_drop is not None:
-        out.append("From 0 to 2 px the linear model falls " + ("further than" if linear_drop < cnn_drop else
-                   "less far than" if linear_drop > cnn_drop else "as far as") + " the small CNN.")
+    # Each seed's fall is one model's, so the spread checked is that of the falls themselves.
+    falls = {name: at(0, name) - at(2, name) for name in ("linear", "cnn_small")}
+    further = tables.compare(falls["cnn_small"], falls["linear"], digits=1)
+    if further is not None:
+        word = tables.rank(further, ("larger than", "smaller than", "the same as", tables.RANKS[-1]))
+        out.append(f"From 0 to 2 px the linear model's fall is {word} the small CNN's{tables.unchecked([further])}.")
     if len(at(0, "linear", "shift")):
-        gains = ("gains {} pts", "loses {} pts", "keeps its accuracy")
+        gains = [tables.change(at(d, "linear"), at(d, "linear", "shift"), digits=1, words=(
+            f"gains {{}} pts at {d} px", f"loses {{}} pts at {d} px", f"keeps its accuracy at {d} px")) for d in (0, 2)]
         out.append(f"Trained on random shifts in [-{spread}, {spread}]² px, the linear model "
-                   f"{tables.change(at(0, 'linear'), at(0, 'linear', 'shift'), digits=1, words=gains)} at 0 px and "
-                   f"{tables.change(at(2, 'linear'), at(2, 'linear', 'shift'), digits=1, words=gains)} at 2 px.")
-    ticks, values = matrix_values(results.select(records, kind="matrix"), "linear")
+                   f"{tables.listed_changes(gains)}.")
+    matrix = results.select(records, kind="matrix")
+    ticks, values = matrix_values(matrix, "linear")
     rows = [(t, row) for t, row in zip(ticks, values) if not np.isnan(row).all()]
     if rows:
-        own = sum(ticks[int(np.nanargmax(row))] == t for t, row in rows)
-        out.append(f"Trained at a fixed shift, the linear model scores best at that same test shift in {own} of the "
-                   f"{len(rows)} rows of the train-shift × test-shift table"
-                   + (": it learns each position anew." if own == len(rows) else "."))
+        leads = [lead for t, row in rows if (lead := _lead(matrix, ticks, t, row)) is not None]
+        clear, unknown = sum(lead.sign > 0 for lead in leads), tables.unchecked(leads)
+        close = (f", {len(leads) - clear} of them {tables.WITHIN_SPREAD} of the row's next best"
+                 if clear < len(leads) else "")
+        anew = ": it learns each position anew" if clear == len(rows) and not unknown else ""
+        out.append(f"Trained at a fixed shift, the linear model scores best at that same test shift in {len(leads)} of "
+                   f"the {len(rows)} rows of the train-shift × test-shift table{close}{anew}{unknown}.")
     return out + tables.failed_models(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), variant_title,
                                       ("model", "augment", "tta"))
+
+
+def _lead(matrix: list[dict], ticks: list[int], train_dx: int, row: np.ndarray) -> tables.Compared | None:
+    """How a matrix row's accuracy at its own train shift compares with its next best test shift's; None
+    when the row peaks elsewhere."""
+    best, next_best = (ticks[i] for i in np.argsort(-np.nan_to_num(row, nan=-np.inf), kind="stable")[:2])
+    if best != train_dx:
+        return None
+    at = lambda d: results.per_seed(matrix, "accuracy", model="linear", train_dx=train_dx, test_dx=d,  # noqa: E731
+                                    test_dy=0)
+    return tables.compare(at(next_best), at(train_dx))
 
 
 def matrix_values(matrix: list[dict], name: str) -> tuple[list[int], np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -137,10 +138,11 @@ def compile_and_run(jitted, *args, **kwargs):
     `jax.transfer_guard("disallow")`: every argument must already be on the devices
     (`sharding.replicated`), so that the data cross from the host once per experiment, not once per
     program. One phase of the run (`phases`): under `phases.recording`, a phase an interrupted run
-    finished is read back, its outputs put on the devices whole, instead of run again."""
+    finished is read back, its outputs put on the devices as they lay, instead of run again."""
     fingerprint = repr((jax.tree.map(lambda a: str(jax.typeof(a)), args), sorted(kwargs)))
     return phases.run(jitted.__name__, fingerprint, lambda: _compile_and_run(jitted, *args, **kwargs),
-                      to_host=jax.device_get, to_device=sharding.replicated)
+                      to_host=lambda out: (jax.device_get(out), sharding.layout(out)),
+                      to_device=lambda saved: sharding.placed(*saved))
 
 
 def _compile_and_run(jitted, *args, **kwargs):
@@ -193,6 +195,14 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def code_version() -> dict:
+    """The code this process runs: its git commit and a hash of the uncommitted changes to tracked files
+    (both None without a git checkout to ask)."""
+    diff = _git("diff", "HEAD")
+    return {"git_commit": _git("rev-parse", "HEAD"),
+            "uncommitted": None if diff is None else hashlib.sha256(diff.encode()).hexdigest()[:16]}
+
+
 def _cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
@@ -222,12 +232,13 @@ def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: C
     alone; prints the tables.
 
     The file holds `experiment`, `preset`, `config`, `environment`, `dataset`,
-    the experiment's own `fields` (its `linear_recipe`, timing, summaries) and `records`.
+    the experiment's own `fields` (its `linear_recipe`, timing, summaries), `every_run_failed` and `records`.
     Returns the file's contents as read back. Raises EveryRunFailed, after
     writing everything, when every run of some model failed (a model: the
     records sharing the `group` fields, its name and variant).
     """
     out, dataset = run.out, run.dataset
+    lost = results.all_failed(records, group)
     written = {
         "experiment": experiment,
         "preset": run.preset,
@@ -235,6 +246,7 @@ def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: C
         "environment": {**run.environment, "finished": now()},
         "dataset": {"name": dataset.name, "md5": dataset.md5, "folder": str(dataset.folder)},
         **fields,
+        "every_run_failed": [dict(zip(group, value)) for value in lost],  # models (`group` fields) with no run left
         "records": records,
     }
     results.write_json(out / results_file, written)
@@ -244,7 +256,6 @@ def finish(run: Run, *, experiment: str, make_tables: Callable, write_figures: C
     if write_figures is not None:
         write_figures(written, out)
     print("\n".join(t.markdown() for t in table_list))
-    lost = results.all_failed(records, group)
     if lost:
         reasons = sorted({r["failed"] for r in records if tuple(r.get(k) for k in group) in lost})
         hint = ("the learning rate is likely too high (lower it)" if any("inf or nan" in r or "first epoch" in r

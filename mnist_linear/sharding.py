@@ -56,3 +56,19 @@ def cut(tree, count: int, axis: int = 0):
 def replicated(tree):
     """Every leaf whole on every device (outside a program: an explicit transfer)."""
     return jax.device_put(tree, NamedSharding(mesh(), PartitionSpec()))
+
+
+def layout(tree) -> list[tuple]:
+    """How each leaf of `tree` lies over the devices, in leaf order: its `PartitionSpec` as a tuple (`()`: whole
+    on every device), so that `placed` can put a copy pulled to the host back the same way."""
+    return [tuple(leaf.sharding.spec) if isinstance(getattr(leaf, "sharding", None), NamedSharding) else ()
+            for leaf in jax.tree.leaves(tree)]
+
+
+def placed(tree, layout: list[tuple]):
+    """Host arrays `tree` put on the devices as `layout` (from `layout`) says: an explicit transfer."""
+    leaves, treedef = jax.tree.flatten(tree)
+    if len(leaves) != len(layout):
+        raise ValueError(f"placed: the layout has {len(layout)} leaves, the tree {len(leaves)}.")
+    return treedef.unflatten([jax.device_put(leaf, NamedSharding(mesh(), PartitionSpec(*spec)))
+                              for leaf, spec in zip(leaves, layout)])

@@ -107,20 +107,82 @@ def difference(before, after, scale: float = 100.0, digits: int = 2) -> float | 
     return round(scale * (float(after.mean()) - float(before.mean())), digits) + 0.0  # + 0.0: no -0.0
 
 
+# How a reading qualifies a difference against the spread over seeds: no larger than it, or with no spread
+# to check it against.
+WITHIN_SPREAD = "within one std over seeds"
+ONE_SEED = "one seed: the spread over seeds is unknown"
+# How a reading ranks one mean against another without stating the difference (`rank`).
+RANKS = ("above", "below", "level with", f"{WITHIN_SPREAD} of")
+
+
+class Compared(NamedTuple):
+    """One mean against another as a reading states it (`compare`)."""
+
+    delta: float  # `difference`, as a table prints it
+    sign: int  # delta's sign; 0 when delta prints as zero or is within the spread over seeds (no ranking)
+    caveat: str  # '', `WITHIN_SPREAD`, or `ONE_SEED` (then the sign stands unchecked)
+
+
+def compare(before, after, scale: float = 100.0, digits: int = 2) -> Compared | None:
+    """How `after` compares with `before` (per-seed values, failed runs left out); None when either has no
+    seed left. The spread is the larger standard deviation over seeds of the sides with two values or more:
+    a side with one value has none to add (a deterministic baseline such as the training mean) or an
+    unknown one (a single seed), and with neither side's known a nonzero difference says `ONE_SEED`."""
+    delta = difference(before, after, scale, digits)
+    if delta is None:
+        return None
+    spreads = [np.std(values, ddof=1) for values in (before, after) if np.size(values) > 1]
+    if not spreads:
+        return Compared(delta, int(np.sign(delta)), ONE_SEED if delta else "")
+    within = bool(delta) and abs(delta) <= scale * max(spreads)
+    return Compared(delta, 0 if within else int(np.sign(delta)), WITHIN_SPREAD if within else "")
+
+
 def change(before, after, scale: float = 100.0, digits: int = 2,
            words: tuple[str, str, str] = ("rises by {} pts", "falls by {} pts", "stays level")) -> str:
     """How `after` compares with `before` (per-seed values, failed runs left out), as a phrase of a reading.
 
     The word is chosen by the `difference` as printed: `words[0]` when it is above zero, `words[1]` below,
-    `words[2]` when it prints as zero; '{}' in a word takes the size of the difference. A difference no
-    larger than the standard deviation over seeds of either side adds ', within one std over seeds';
-    either side empty gives 'cannot be compared: every run failed'."""
-    delta = difference(before, after, scale, digits)
-    if delta is None:
+    `words[2]` when it prints as zero; '{}' in a word takes the size of the difference. `compare`'s caveat
+    follows after a comma; either side empty gives 'cannot be compared: every run failed'."""
+    compared = compare(before, after, scale, digits)
+    if compared is None:
         return f"cannot be compared: {EVERY_RUN_FAILED}"
+    delta = compared.delta
     phrase = (words[0] if delta > 0 else words[1] if delta < 0 else words[2]).format(f"{abs(delta):.{digits}f}")
-    spread = max(summarize(np.asarray(v)).std for v in (before, after))
-    return phrase + (", within one std over seeds" if delta and abs(delta) <= scale * spread else "")
+    return phrase + (f", {compared.caveat}" if compared.caveat else "")
+
+
+def listed_changes(phrases) -> str:
+    """`listed` phrases of `change`: a caveat that ends every one of them said once, after the last; with
+    only some caveated, '; ' between them, so that no caveat reads as the next phrase's."""
+    phrases = list(phrases)
+    caveats = [next((c for c in (WITHIN_SPREAD, ONE_SEED) if p.endswith(f", {c}")), "") for p in phrases]
+    if len(phrases) > 1 and caveats[0] and len(set(caveats)) == 1:
+        return listed(p.removesuffix(f", {caveats[0]}") for p in phrases) + f", {caveats[0]}"
+    return "; ".join(phrases) if any(caveats) else listed(phrases)
+
+
+def rank(compared: Compared, words: tuple[str, str, str, str] = RANKS) -> str:
+    """A comparison stated without its number: `words[0]` or `words[1]` (`RANKS`: 'above', 'below') only for
+    a difference beyond the spread over seeds (or one `ONE_SEED` leaves unchecked), `words[2]` when it
+    prints as zero, `words[3]` when it is within the spread."""
+    return words[0 if compared.sign > 0 else 1 if compared.sign < 0 else 3 if compared.caveat else 2]
+
+
+def standings(comparisons: dict, rival: str) -> list[tuple[str, list]]:
+    """The keys of `comparisons` (key: `compare` of the rival's values and the key's; None left out) grouped
+    by `rank`, in the order of `RANKS`, each group headed by its word and the rival, then 'it':
+    [('above {rival}', keys), ('below it', keys), ...]."""
+    ranks = {key: rank(c) for key, c in comparisons.items() if c is not None}
+    groups = [(word, [key for key, w in ranks.items() if w == word]) for word in RANKS if word in ranks.values()]
+    return [(f"{word} {rival if i == 0 else 'it'}", keys) for i, (word, keys) in enumerate(groups)]
+
+
+def unchecked(comparisons) -> str:
+    """' (one seed: the spread over seeds is unknown)' when any of `comparisons` ranks without a spread to
+    check it against, for a sentence to say once; '' otherwise."""
+    return f" ({ONE_SEED})" if any(c is not None and c.caveat == ONE_SEED for c in comparisons) else ""
 
 
 def model_name(name: str, start: bool = False) -> str:

@@ -69,3 +69,17 @@ def test_installing_the_package_gives_everything_the_notebook_imports():
                if not {d.lower().replace("_", "-") for d in providers.get(module, [])} & installed}
     assert not missing, f"the notebook imports {missing}, which installing the package does not bring"
     assert {"jax", "numpy", "mnist_linear"} <= imported
+
+
+def test_the_notebooks_rates_are_the_tuned_ones_of_the_committed_results():
+    """The notebook types the baseline's and the keypoint head's learning rate and decay: they must be the points
+    the committed cpu runs chose on validation."""
+    from mnist_linear import results
+
+    source = "\n".join(cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells)
+    typed = [tuple(map(float, m)) for m in
+             re.findall(r"Hyperparams\(learning_rate=([\d.e-]+), weight_decay=([\d.e-]+)\)", source)]
+    root = NOTEBOOK.parents[1] / "results"
+    baseline = results.read_json(root / "baseline" / "results.json")["linear_recipe"]
+    keypoint = results.read_json(root / "regression" / "results.json")["linear_recipe"]["keypoint"]
+    assert typed == [(r["learning_rate"], r["weight_decay"]) for r in (baseline, keypoint)]

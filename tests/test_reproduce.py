@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from experiments import reproduce
-from mnist_linear import results
+from mnist_linear import phases, results
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "experiments.reproduce", "--preset", "quick", "--experiments", "baseline",
@@ -60,8 +60,10 @@ def test_a_killed_quick_run_resumes_to_the_same_tables(tmp_path):
     assert [r["folder"] for r in log[0]["ran"]] == ["baseline", "baseline-bf16", "templates"]
     assert log[0]["ran"][-1]["interrupted"] == "SIGTERM"
     assert sorted(p.name for p in (resumed / "baseline").iterdir()) == sorted(p.name for p in (whole / "baseline").iterdir())
-    recorded = sorted((resumed / ".phases" / "templates").iterdir())
-    assert len(recorded) >= 2 and all(p.suffix == ".pkl" for p in recorded)  # no temporary file left
+    recorded = sorted((resumed / ".phases" / "templates").glob("*.pkl"))
+    assert len(recorded) >= 2  # and nothing else but what they were recorded under: no temporary file left
+    assert sorted(p.name for p in (resumed / ".phases" / "templates").iterdir()) == sorted(
+        [p.name for p in recorded] + ["identity.json"])
     for path in recorded:
         assert set(pickle.loads(path.read_bytes())) == {"fingerprint", "outputs", "timing"}
 
@@ -84,6 +86,7 @@ def test_a_killed_quick_run_resumes_to_the_same_tables(tmp_path):
         assert (resumed / job.folder / "table.md").read_text().rstrip("\n") in report
         for png in (resumed / job.folder).glob("*.png"):
             assert f"]({job.folder}/{png.name})" in report
+    assert report.count("resumed after an interruption: ") == 1  # templates' provenance says so
     summary = (resumed / "summary.md").read_text()
     assert "| 3 of 3 |" in (whole / "summary.md").read_text() and "| 2 (1) |" in summary  # invocations (interrupted)
 
@@ -129,3 +132,67 @@ def test_flags_are_checked_before_anything_runs(tmp_path, capsys):
         reproduce.main(["--out", str(tmp_path / "file")])
     assert "is a file" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+calls = []
+
+
+def _compute(value):
+    calls.append(value)
+    return {"x": value}, {"run_s": 0.0}
+
+
+def test_phases_are_read_back_only_for_the_same_identity_and_in_order(tmp_path):
+    """The recorder itself: same identity, same fingerprints: read back; another identity: nothing read back;
+    after the first fingerprint that differs, nothing later is read back either."""
+    heard = []
+
+    def run(identity, fingerprints):
+        calls.clear()
+        with phases.recording(tmp_path, identity, heard.append):
+            return [phases.run("step", f, lambda f=f: _compute(f))[0]["x"] for f in fingerprints], list(calls)
+
+    assert run({"config": 1}, ["a", "b", "c"]) == (["a", "b", "c"], ["a", "b", "c"])
+    assert run({"config": 1}, ["a", "b", "c"]) == (["a", "b", "c"], [])  # all read back
+    assert [p.recorded for p in heard[-3:]] == [True, True, True]
+    assert run({"config": 1}, ["a", "B", "c"]) == (["a", "B", "c"], ["B", "c"])  # c comes after a mismatch
+    assert run({"config": 2}, ["a", "B", "c"]) == (["a", "B", "c"], ["a", "B", "c"])  # another config: rerun all
+    with phases.recording(tmp_path, {"config": 2}):
+        with pytest.raises(RuntimeError, match="do not nest"):
+            phases.run("outer", "o", lambda: phases.run("inner", "i", lambda: _compute("i")))
+        with pytest.raises(RuntimeError, match="already active"):
+            with phases.recording(tmp_path / "other", {}):
+                pass
+
+
+READ_BACK_ON_TWO_DEVICES = """
+import jax, numpy as np
+from mnist_linear import experiment, models, phases, sharding, tasks, train
+from realdata import mnist
+split = mnist().train
+x, y = sharding.replicated((split.images[:500], split.labels[:500]))
+keys = sharding.replicated(jax.random.split(jax.random.key(0), 4))
+hparams = sharding.replicated(train.Hyperparams(np.float32(0.1), np.float32(0.0)))
+outputs = []
+for _ in range(2):
+    with phases.recording({folder!r}, {{"devices": 2}}):
+        (params, log), _ = experiment.compile_and_run(train.train_seeds, keys, x, y, hparams, model=models.LINEAR,
+                                                      task=tasks.CLASSIFICATION, config=train.TrainConfig(1, 50))
+    outputs.append((params, log))
+(a, b) = outputs
+assert jax.device_count() == 2
+for left, right in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert left.sharding == right.sharding, (left.sharding, right.sharding)
+    np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
+print(sorted({{str(leaf.sharding.spec) for leaf in jax.tree.leaves(b)}}))
+"""
+
+
+@pytest.mark.xdist_group("reproduce")
+def test_outputs_read_back_lie_on_the_devices_as_they_did(tmp_path):
+    """Four models split over two devices: the outputs read back are the same bits, split the same way."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(ROOT / "tests")}
+    done = subprocess.run([sys.executable, "-c", READ_BACK_ON_TWO_DEVICES.format(folder=str(tmp_path))], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "PartitionSpec('models'" in done.stdout or "P('models'" in done.stdout, done.stdout
