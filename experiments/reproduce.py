@@ -287,7 +287,7 @@ def _provenance(written: dict, made: dict | None) -> str:
     code += " (dirty)" if env.get("git_dirty") else ""
     when = f", {env['started']} to {env['finished']}" if "started" in env else ""
     again = ""
-    if made and made["read_back"]:
+    if made and made.get("read_back"):
         again = (f"; resumed after an interruption: {made['read_back']} of its {made['phases']} phases read back "
                  "as an earlier process of the same code, config and devices recorded them")
     return (f"*Provenance: {code}, {tables.machine(env)}, jax {env['jax']}, preset {written['preset']}, "

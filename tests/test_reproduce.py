@@ -109,15 +109,21 @@ def test_a_folder_holding_another_config_is_never_overwritten(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline"]  # nothing else begun
 
 
-def test_the_committed_results_make_a_whole_report():
-    """Every committed cpu run, in the report's order, with its reading, tables, figures and provenance."""
-    planned = [job for job in reproduce.jobs("cpu", ("mnist", "fashion_mnist"), reproduce.EXPERIMENTS)
-               if reproduce.state(job, "cpu", ROOT / "results") == "done"]
-    assert len(planned) >= 14
-    report = reproduce.render_report(ROOT / "results", planned, "cpu")
+@pytest.mark.parametrize("preset, folder, datasets", [("cpu", "results", ("mnist", "fashion_mnist")),
+                                                      ("quick", "results/quick", ("mnist",))])
+def test_the_committed_reports_are_what_their_results_make(preset, folder, datasets):
+    """Every committed run of a preset, in the report's order, with its reading, tables, figures and provenance;
+    the committed REPORT.md and summary.md are what the results files make today (no drift, as README's tables)."""
+    root = ROOT / folder
+    planned = reproduce.jobs(preset, datasets, reproduce.EXPERIMENTS)
+    assert all(reproduce.state(job, preset, root) == "done" for job in planned)
+    summary = reproduce.render_summary(root, planned, preset)
+    report = reproduce.render_report(root, planned, preset, summary)
+    assert (root / "summary.md").read_text() == summary and (root / "REPORT.md").read_text() == report
     for job in planned:
         assert f"## {reproduce._title(job)}" in report
-        assert (ROOT / "results" / job.folder / "table.md").read_text().rstrip("\n") in report
+        assert (root / job.folder / "table.md").read_text().rstrip("\n") in report
+        assert all(f"]({job.folder}/{png.name})" in report for png in (root / job.folder).glob("*.png"))
     assert report.count("*Provenance: commit ") == len(planned)
     assert report.count("\n- [") == len(planned)  # the contents
 
