@@ -5,8 +5,9 @@ Run:
     python -m experiments.reproduce --preset cpu --dataset both --out results          # the README's tables
     python -m experiments.reproduce --preset gpu --out results                         # results/*-gpu (a GPU)
 
-Runtime (2 CPU cores, AMD EPYC, measured): see README ("Reproducing every table"), written there from
-the REPORT.md of each preset. Expected: the numbers of each experiment's docstring.
+Runtime (2 CPU cores, AMD EPYC, measured; each report's summary.md, included in README): quick 3.2 min
+from an empty compilation cache; cpu, the runs' programs alone, 78 min on MNIST (the spatial experiment 55)
+and 54 min on Fashion-MNIST. Expected: the numbers of each experiment's docstring.
 
 The folders are `<experiment>` on MNIST, `<experiment>-fashion` on Fashion-MNIST, with `-gpu`
 appended for the gpu preset, plus `baseline-bf16` (the baseline with bfloat16 products). REPORT.md
@@ -14,12 +15,14 @@ appended for the gpu preset, plus `baseline-bf16` (the baseline with bfloat16 pr
 (each script's `reading`, made from its results file), the tables, the figures and the provenance
 (commit, machine, when, how long).
 
-Resumable: a folder whose results file holds the same experiment and config is done and skipped;
-within an experiment, every finished phase (`mnist_linear.phases`) is recorded in DIR/.phases/ and
-read back instead of rerun. SIGINT or SIGTERM stops a run cleanly: the experiment under way is
-written into DIR/.partial/ and only moved into place whole, so no half-written folder is left;
-rerunning the same command finishes the same numbers. A folder holding another config (an older
-preset, other flags) is never overwritten: the run refuses before training anything.
+Resumable: a folder whose results file holds the same experiment, preset and config is done and
+skipped (whatever code made it: delete a folder to run it again); within an experiment, every
+finished phase (`mnist_linear.phases`) is recorded in DIR/.phases/ and read back instead of rerun
+when the code, config, jax and devices are the same. SIGINT or SIGTERM stops a run cleanly: the
+experiment under way is written into DIR/.partial/ and only moved into place whole, so no
+half-written folder is left; rerunning the same command finishes the same numbers. A folder holding
+another config (an older preset, other flags) is never overwritten: the run refuses before training
+anything, as it does for a bad flag of any run.
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ def main(argv=None) -> int:
                   "compilation_cache_entries": len(list(cache.glob("*"))) if cache and cache.is_dir() else 0, "ran": []}
     start = time.perf_counter()
     try:
-        interrupted = _run_all(todo, len(planned), args.preset, out, invocation["ran"])
+        interrupted = _run_all(todo, planned, args.preset, out, invocation["ran"])
     finally:  # interrupted too: the log says how far each invocation got
         invocation.update(finished=experiment.now(), wall_s=time.perf_counter() - start)
         log = out / "reproduce.json"
@@ -196,11 +199,17 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def _run_all(todo: list[Job], planned: int, preset: str, out: Path, ran: list) -> str | None:
-    """Runs `todo` under one progress bar over the report's runs; the signal's name if one stopped it."""
-    with tqdm(total=planned, initial=planned - len(todo), unit="run", file=sys.stderr, dynamic_ncols=True) as bar:
+def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, ran: list) -> str | None:
+    """Runs `todo` under one progress bar over the report's runs, each weighted by how long it took when the
+    committed report of its preset was made (`expected_seconds`), so that the estimate of what is left knows a
+    long run from a short one; the signal's name if one stopped it."""
+    weight = expected_seconds(planned, preset)
+    left = len(todo)
+    with tqdm(total=sum(weight.values()), initial=sum(weight[job] for job in planned if job not in todo),
+              file=sys.stderr, dynamic_ncols=True,
+              bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left{postfix}") as bar:
         for job in todo:
-            bar.set_description(job.folder)
+            bar.set_description(f"{len(planned) - left}/{len(planned)} runs done; {job.folder}")
             start = time.perf_counter()
             try:
                 record = run_job(job, preset, out, bar)
@@ -213,8 +222,26 @@ def _run_all(todo: list[Job], planned: int, preset: str, out: Path, ran: list) -
             record["wall_s"] = time.perf_counter() - start
             ran.append(record)
             bar.write(f"{job.folder}: done in {record['wall_s']:.0f} s", file=bar.fp)
-            bar.update()
+            left -= 1
+            bar.set_description(f"{len(planned) - left}/{len(planned)} runs done")
+            bar.update(weight[job])
     return None
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+COMMITTED = {"quick": RESULTS / "quick", "cpu": RESULTS, "gpu": RESULTS}  # the reports this repository holds
+
+
+def expected_seconds(planned: list[Job], preset: str) -> dict[Job, float]:
+    """Each run's compile and run time in the committed report of `preset` (results/quick/, results/); runs it
+    lacks get the mean of those it has, and without any every run weighs 1."""
+    found = {}
+    for job in planned:
+        files = sorted((COMMITTED[preset] / job.folder).glob("results.json*"))
+        if files:
+            found[job] = max(_seconds(results.read_json(files[0])), 1.0)
+    default = sum(found.values()) / len(found) if found else 1.0
+    return {job: found.get(job, default) for job in planned}
 
 
 def _written(out: Path, job: Job) -> dict:

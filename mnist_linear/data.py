@@ -166,7 +166,7 @@ def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
     """Reads one IDX file (gzipped or not) into a uint8 array, checking it.
 
     Checks the magic number (uint8 data with 3 dimensions for images, 1 for
-    labels), that the payload matches the header's sizes exactly, and, if `md5`
+    labels), that the header's sizes are not empty and the payload matches them exactly, and, if `md5`
     is given, the MD5 of the uncompressed bytes. Every failure raises DataError
     naming the file; nothing is allocated beyond the file's own bytes.
     """
@@ -191,6 +191,9 @@ def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
         raise DataError(f"{path}: truncated inside the header ({len(raw)} of {header} bytes).")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     payload, expected = len(raw) - header, math.prod(shape)  # exact integers: no overflow for huge headers
+    if expected == 0:  # numpy cannot even shape some of these (0 beside sizes whose product overflows)
+        raise DataError(f"{path}: header gives shape {shape}, which holds nothing. Delete the file and fetch it "
+                        "again.")
     if payload != expected:
         problem = "truncated" if payload < expected else "longer than its header says"
         raise DataError(

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from realdata import mnist
 
@@ -237,6 +237,8 @@ HEADERS = st.tuples(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(HEADERS, st.integers(-12, 12))
+@example((0x00000803, [], b"\xa6\x00\x00\x00\xc5e\xc8|", False), 4)  # shape (2785017856, 3311782012, 0)
+@example((0x00000803, [0, 28, 28], b"", False), 0)  # no images at all
 def test_the_idx_reader_never_fails_any_other_way(tmp_path, case, cut):
     """Any dimension count and sizes, truncated and oversized payloads, wrong magic and type codes,
     broken gzip: DataError naming the file, or exactly the array the header describes."""
