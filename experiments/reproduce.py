@@ -181,10 +181,10 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         interrupted = _run_all(todo, planned, args.preset, out, invocation["ran"])
-    finally:  # interrupted too: the log says how far each invocation got
+    finally:  # interrupted too: the log says how far each invocation that ran something got
         invocation.update(finished=experiment.now(), wall_s=time.perf_counter() - start)
-        log = out / "reproduce.json"
-        results.write_json(log, (results.read_json(log) if log.exists() else []) + [invocation])
+        if invocation["ran"]:
+            results.write_json(out / "reproduce.json", _log(out) + [invocation])
     if interrupted:
         return 128 + (signal.SIGTERM if interrupted == "SIGTERM" else signal.SIGINT)
     for scratch in (".partial", ".phases"):  # empty once every run is done
@@ -244,13 +244,18 @@ def expected_seconds(planned: list[Job], preset: str) -> dict[Job, float]:
     return {job: found.get(job, default) for job in planned}
 
 
+def _log(out: Path) -> list[dict]:
+    """reproduce.json: every invocation that ran something; [] before the first."""
+    return results.read_json(out / "reproduce.json") if (out / "reproduce.json").exists() else []
+
+
 def _written(out: Path, job: Job) -> dict:
     return results.read_json(next((out / job.folder).glob("results.json*")))
 
 
 def render_summary(out: Path, planned: list[Job], preset: str) -> str:
     """How long the preset took, from the runs' results files and reproduce.json (each invocation's wall clock)."""
-    invocations = [i for i in results.read_json(out / "reproduce.json") if i.get("preset", preset) == preset]
+    invocations = [i for i in _log(out) if i.get("preset", preset) == preset]
     runs = {job.folder for job in planned}
     timed = [r for i in invocations for r in i["ran"] if r["folder"] in runs]
     whole = [r for r in timed if "wall_s" in r]
@@ -259,13 +264,12 @@ def render_summary(out: Path, planned: list[Job], preset: str) -> str:
     cold = sum(not i["compilation_cache_entries"] for i in made)
     machines = sorted({i["machine"] for i in made})
     return "\n".join([
-        f"**How long the {preset} preset took: {len(planned)} runs.**", "",
-        "| runs made by `experiments.reproduce` | their wall clock | invocations (interrupted) "
-        "| compiling and running, every run | machine |",
-        "| --- | --- | --- | --- | --- |",
-        f"| {len(whole)} of {len(planned)} | {_duration(sum(r['wall_s'] for r in whole))} "
-        f"| {len(made)} ({sum('interrupted' in r for r in timed)}) "
-        f"| {_duration(compute)} | {' and '.join(machines) or '—'} |", "",
+        f"**How long the {preset} preset took: {len(planned)} runs, {_duration(compute)} of compiling and running.**",
+        "", "| runs | compiling and running, every run | made by `experiments.reproduce` | their wall clock "
+        "| invocations (interrupted) | machine |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {len(planned)} | {_duration(compute)} | {len(whole)} | {_duration(sum(r['wall_s'] for r in whole))} "
+        f"| {len(made)} ({sum('interrupted' in r for r in timed)}) | {' and '.join(machines) or '—'} |", "",
         "Wall clock: from the start to the end of each run (tuning, data, tables and figures included), summed over "
         "the invocations of `python -m experiments.reproduce` that made them (reproduce.json). Compiling and running: "
         "the programs' measured compile and run times of every run, also those made by an experiment's own command "
@@ -277,8 +281,7 @@ def render_report(out: Path, planned: list[Job], preset: str, summary: str = "")
     """REPORT.md from the results folders and reproduce.json alone (and `summary`, how long it took): per run a
     reading, the tables, the figures, the provenance."""
     written = {job: _written(out, job) for job in planned}
-    log = results.read_json(out / "reproduce.json") if (out / "reproduce.json").exists() else []
-    last = {r["folder"]: r for i in log for r in i["ran"] if "wall_s" in r}  # the run that made each folder
+    last = {r["folder"]: r for i in _log(out) for r in i["ran"] if "wall_s" in r}  # the run that made each folder
     commits = sorted({str(w["environment"].get("git_commit"))[:10] for w in written.values()})
     datasets = sorted({DATASET_TITLES[job.dataset] for job in planned})
     lines = [f"# Every table and figure: the {preset} preset", "",
@@ -290,12 +293,17 @@ def render_report(out: Path, planned: list[Job], preset: str, summary: str = "")
     lines += [f"- [{_title(job)}](#{_anchor(_title(job))})" for job in planned] + [""]
     for job in planned:
         w, folder, module = written[job], out / job.folder, job.module
-        lines += [f"## {_title(job)}", "", f"*{module.__doc__.strip().splitlines()[0]}*", ""]
+        lines += [f"## {_title(job)}", "", f"*{_first_sentence(module.__doc__)}*", ""]
         lines += [f"- {sentence}" for sentence in module.reading(w)] + [""]
         lines += [(folder / "table.md").read_text().rstrip("\n"), ""]
         lines += [f"![{png.stem.replace('_', ' ')}]({job.folder}/{png.name})" for png in sorted(folder.glob("*.png"))]
         lines += ["", _provenance(w, last.get(job.folder)), ""]
     return "\n".join(lines)
+
+
+def _first_sentence(doc: str) -> str:
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".") + "."
 
 
 def _title(job: Job) -> str:
