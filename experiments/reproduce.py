@@ -44,7 +44,7 @@ import jax
 from tqdm import tqdm
 
 from mnist_linear import config as configs
-from mnist_linear import compiling, experiment, phases, results, tables
+from mnist_linear import compiling, experiment, phases, results, sharding, tables
 
 EXPERIMENTS = ("baseline", "templates", "translation", "spatial", "locality", "resolution", "ladder", "regression")
 DATASETS = {"mnist": ("mnist",), "fashion_mnist": ("fashion_mnist",), "both": ("mnist", "fashion_mnist")}
@@ -157,6 +157,9 @@ def main(argv=None) -> int:
         configs.check_writable(out)
     except ValueError as e:
         parser.error(str(e))
+    if os.environ.get(sharding.COORDINATOR_ENV):
+        parser.error(f"the report runs in one process; unset {sharding.COORDINATOR_ENV}, or run each experiment's "
+                     "own command on every process.")
     if args.preset == "gpu" and jax.default_backend() == "cpu":
         parser.error("the gpu preset's settings take hours on a CPU and JAX sees no accelerator here: run it where "
                      "one is, or choose --preset cpu.")

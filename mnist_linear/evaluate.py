@@ -184,7 +184,7 @@ def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: 
 
     right, cursor = jax.lax.while_loop(lambda state: pending(*state).any(), step,
                                        (jnp.ones((_num_models(params), num), bool), jnp.zeros(num, jnp.int32)))
-    return sharding.cut(right, num_models), jnp.minimum(cursor * points_at_once, num_points)
+    return sharding.cut(right, num_models), sharding.whole(jnp.minimum(cursor * points_at_once, num_points))
 
 
 def outputs(apply: Apply, params: Params, images: jax.Array, *, reduce: Callable | None = None,

@@ -3,14 +3,17 @@ compile and run timed apart, provenance, and outputs written from the results fi
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
 import hashlib
 import importlib.metadata
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -35,10 +38,15 @@ class Run(NamedTuple):
 
 
 def start(config_cls, doc: str, argv: Sequence[str] | None = None) -> Run:
-    """The first line of every experiment: flags checked (`config.parse`), the persistent compilation
-    cache on, the dataset loaded and verified, its training split and test images on the devices once (whole on
-    each: `sharding.replicated`)."""
+    """The first line of every experiment: flags checked (`config.parse`), the other processes joined when the
+    environment names them (`sharding.join_processes`), the persistent compilation cache on, the dataset
+    loaded and verified, its training split and test images on the devices once (whole on each:
+    `sharding.replicated`). With several processes only process 0 writes into `out`; the others write
+    their identical copies into a temporary folder."""
     config, out, preset = configs.parse(config_cls, doc, argv)
+    if sharding.join_processes() > 0:
+        out = Path(tempfile.mkdtemp(prefix=f"mnist_linear-process-{jax.process_index()}-"))
+        atexit.register(shutil.rmtree, out, True)
     compiling.enable_cache()
     env = environment()
     dataset = data.load(config.dataset, source=config.source)
@@ -138,11 +146,11 @@ def compile_and_run(jitted, *args, **kwargs):
     `jax.transfer_guard("disallow")`: every argument must already be on the devices
     (`sharding.replicated`), so that the data cross from the host once per experiment, not once per
     program. One phase of the run (`phases`): under `phases.recording`, a phase an interrupted run
-    finished is read back, its outputs put on the devices as they lay, instead of run again."""
+    finished is read back, its outputs put whole on every device as the program left them (`sharding.cut`),
+    instead of run again."""
     fingerprint = repr((jax.tree.map(lambda a: str(jax.typeof(a)), args), sorted(kwargs)))
     return phases.run(jitted.__name__, fingerprint, lambda: _compile_and_run(jitted, *args, **kwargs),
-                      to_host=lambda out: (jax.device_get(out), sharding.layout(out)),
-                      to_device=lambda saved: sharding.placed(*saved))
+                      to_host=jax.device_get, to_device=sharding.replicated)  # as every program leaves them
 
 
 def _compile_and_run(jitted, *args, **kwargs):
@@ -175,6 +183,7 @@ def environment() -> dict:
         "platform": device.platform,
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
+        "process_count": jax.process_count(),  # >1: processes joined by jax.distributed (`sharding.join_processes`)
         "processor": _cpu_model() or platform.machine(),
         # The cores this process may use (its affinity, Linux), not all the machine has.
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

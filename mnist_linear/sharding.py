@@ -11,16 +11,44 @@ of this is the identity. With 8 devices the results equal one device's to float3
 rounding, not bit for bit: each device runs a smaller vmap, and XLA's CPU kernels may
 sum in another order for another batch size (`tests/test_devices.py`).
 
-One process only: a mesh over several hosts (`jax.distributed`) is not supported yet.
+Several processes (hosts, or processes on one machine) share one mesh through `jax.distributed`:
+`join_processes` joins them when the environment names a coordinator (`COORDINATOR_ENV`,
+`PROCESSES_ENV`, `PROCESS_ID_ENV`; `auto` lets JAX find a SLURM, Open MPI or Kubernetes job). Every
+process runs the same program on the same data: `replicated` makes one global array of each
+process's copy, and `cut` gathers the results whole onto every device, so each process reads them
+as it would alone (`tests/test_devices.py` runs an experiment as two processes).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 AXIS = "models"
+COORDINATOR_ENV = "MNIST_LINEAR_COORDINATOR"  # host:port of process 0, or "auto"
+PROCESSES_ENV = "MNIST_LINEAR_PROCESSES"  # how many processes
+PROCESS_ID_ENV = "MNIST_LINEAR_PROCESS_ID"  # this one's index, 0 to PROCESSES - 1
+
+
+def join_processes() -> int:
+    """Joins the run's other processes (`jax.distributed.initialize`) when `COORDINATOR_ENV` is set, once,
+    before anything touches a device; returns this process's index (0 alone). Raises ValueError when
+    the coordinator is named without the process count and index."""
+    coordinator = os.environ.get(COORDINATOR_ENV)
+    if coordinator and not jax.distributed.is_initialized():
+        if coordinator == "auto":
+            jax.distributed.initialize()
+        else:
+            try:
+                count, index = int(os.environ[PROCESSES_ENV]), int(os.environ[PROCESS_ID_ENV])
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{COORDINATOR_ENV}={coordinator} needs {PROCESSES_ENV} (how many processes) and "
+                                 f"{PROCESS_ID_ENV} (this one's index from 0) as integers: {e}.") from None
+            jax.distributed.initialize(coordinator, num_processes=count, process_id=index)
+    return jax.process_index()
 
 
 def mesh() -> Mesh:
@@ -49,26 +77,27 @@ def split_models(tree):
 
 
 def cut(tree, count: int, axis: int = 0):
-    """The first `count` models along `axis` of every leaf: what `split_models` padded, without the padding."""
-    return jax.tree.map(lambda leaf: jax.lax.slice_in_dim(leaf, 0, count, axis=axis), tree)
+    """Inside a jitted program: the first `count` models along `axis` of every leaf (what `split_models`
+    padded, without the padding), gathered whole onto every device, so that every process can read them."""
+    return whole(jax.tree.map(lambda leaf: jax.lax.slice_in_dim(leaf, 0, count, axis=axis), tree))
+
+
+def whole(tree):
+    """Inside a jitted program: every leaf gathered whole onto every device (what every process can read)."""
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh(), PartitionSpec()))
 
 
 def replicated(tree):
-    """Every leaf whole on every device (outside a program: an explicit transfer)."""
-    return jax.device_put(tree, NamedSharding(mesh(), PartitionSpec()))
+    """Every leaf whole on every device (outside a program: an explicit transfer). With several processes,
+    each gives its own copy of every leaf, which must be the same in all (the same data, the same keys)."""
+    whole = NamedSharding(mesh(), PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, whole)
+    return jax.tree.map(lambda leaf: _global(leaf, whole), tree)
 
 
-def layout(tree) -> list[tuple]:
-    """How each leaf of `tree` lies over the devices, in leaf order: its `PartitionSpec` as a tuple (`()`: whole
-    on every device), so that `placed` can put a copy pulled to the host back the same way."""
-    return [tuple(leaf.sharding.spec) if isinstance(getattr(leaf, "sharding", None), NamedSharding) else ()
-            for leaf in jax.tree.leaves(tree)]
+def _global(leaf, whole: NamedSharding):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(_global(jax.random.key_data(leaf), whole), impl=jax.random.key_impl(leaf))
+    return jax.make_array_from_process_local_data(whole, np.asarray(leaf))
 
-
-def placed(tree, layout: list[tuple]):
-    """Host arrays `tree` put on the devices as `layout` (from `layout`) says: an explicit transfer."""
-    leaves, treedef = jax.tree.flatten(tree)
-    if len(leaves) != len(layout):
-        raise ValueError(f"placed: the layout has {len(layout)} leaves, the tree {len(leaves)}.")
-    return treedef.unflatten([jax.device_put(leaf, NamedSharding(mesh(), PartitionSpec(*spec)))
-                              for leaf, spec in zip(leaves, layout)])

@@ -101,3 +101,49 @@ def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
     assert program._pick() is program.elsewhere and compiling.compiler_options() == {}  # the user's level stays
     monkeypatch.undo()
     compiling._wanted.cache_clear()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.xdist_group("processes")
+def test_an_experiment_runs_as_two_processes(tmp_path):
+    """The baseline's quick preset as two processes joined by `jax.distributed` (what two hosts run, on one
+    machine): the models split over both, every process reads the results whole, only process 0 writes, and
+    the numbers are one process's to float32 rounding."""
+    port = _free_port()
+    command = [sys.executable, "-m", "experiments.baseline", "--quick", "--seeds", "4"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update({sharding.COORDINATOR_ENV: f"127.0.0.1:{port}", sharding.PROCESSES_ENV: "2"})
+    root = Path(__file__).resolve().parents[1]
+    started = [subprocess.Popen([*command, "--out", str(tmp_path / f"process-{i}")], cwd=root,
+                                env={**env, sharding.PROCESS_ID_ENV: str(i)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for process in started:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    assert not (tmp_path / "process-1").exists()  # the other process wrote into a temporary folder
+    alone = subprocess.run([*command, "--out", str(tmp_path / "alone")], cwd=root, capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    from mnist_linear import results
+
+    two, one = (results.read_json(tmp_path / name / "results.json") for name in ("process-0", "alone"))
+    assert two["environment"]["device_count"] == 2 and two["environment"]["process_count"] == 2
+    np.testing.assert_allclose(results.per_seed(two["records"], "test_accuracy"),
+                               results.per_seed(one["records"], "test_accuracy"), atol=2e-4)  # ≤ 2 of 10,000 images
+    assert two["linear_recipe"] == one["linear_recipe"]
+
+
+def test_a_coordinator_without_the_process_count_is_refused(monkeypatch):
+    monkeypatch.setenv(sharding.COORDINATOR_ENV, "127.0.0.1:1")
+    monkeypatch.delenv(sharding.PROCESSES_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"needs {sharding.PROCESSES_ENV}"):
+        sharding.join_processes()
+    monkeypatch.delenv(sharding.COORDINATOR_ENV)
+    assert sharding.join_processes() == 0  # alone
