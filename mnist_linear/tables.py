@@ -68,7 +68,9 @@ def _tex(text: str) -> str:
 
 
 def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
-    """'92.61 ± 0.05' (percent by default)."""
+    """'92.61 ± 0.05' (percent by default); '92.61 (1 seed)' for a single value, whose spread is unknown."""
+    if s.n == 1:
+        return f"{s.mean * scale:.{digits}f} (1 seed)"
     return f"{s.mean * scale:.{digits}f} ± {s.std * scale:.{digits}f}"
 
 
@@ -93,9 +95,12 @@ def mean_std_of(values, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def stated(values, unit: str = " %", scale: float = 100.0, digits: int = 2) -> str:
-    """A number in a reading, as the tables print it: `mean_std_of` with its unit ('92.59 ± 0.05 %'), or
-    `EVERY_RUN_FAILED` alone when no seed is left."""
-    return mean_std_of(values, scale, digits) + (unit if np.size(values) else "")
+    """A number in a reading, as the tables print it: `mean_std_of` with its unit ('92.59 ± 0.05 %', '45.90 %
+    (1 seed)'), or `EVERY_RUN_FAILED` alone when no seed is left."""
+    text = mean_std_of(values, scale, digits)
+    if np.size(values) == 1:
+        return text.replace(" (1 seed)", f"{unit} (1 seed)")
+    return text + (unit if np.size(values) else "")
 
 
 def difference(before, after, scale: float = 100.0, digits: int = 2) -> float | None:

@@ -43,8 +43,9 @@ def kept(records, key, where=lambda r: True, **equal) -> np.ndarray:
 
 
 def mean_std(values, scale=100.0, digits=2) -> str:
-    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
-    return f"{scale * np.mean(values):.{digits}f} ± {scale * std:.{digits}f}"
+    if len(values) == 1:
+        return f"{scale * np.mean(values):.{digits}f} (1 seed)"
+    return f"{scale * np.mean(values):.{digits}f} ± {scale * np.std(values, ddof=1):.{digits}f}"
 
 
 def moved(before, after, up="rises by", down="falls by", digits=2, scale=100.0) -> str:
