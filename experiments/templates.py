@@ -163,7 +163,7 @@ def reading(written: dict) -> list[str]:
                 words=("rises by {} pts more", "falls back by {} pts", "stays level")) + ".")
     in_use = {reduce: results.per_seed(records, "templates_in_use", k=largest, reduce=reduce) for reduce in REDUCTIONS}
     if largest > 1 and all(len(v) for v in in_use.values()):
-        used = {reduce: round(v.mean(), 1) for reduce, v in in_use.items()}
+        used = {reduce: float(v.mean()) for reduce, v in in_use.items()}  # formatted as the table's cells are
         only = "only " if max(used.values()) < largest else ""
         out.append(f"Of the {largest} templates per class at k = {largest}, {only}{used['logsumexp']:.1f} are in use "
                    f"with logsumexp and {used['max']:.1f} with max.")
