@@ -89,14 +89,14 @@ def expected_config(job: Job, preset: str, out: Path) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def state(job: Job, preset: str, out: Path) -> str:
-    """'done' (the folder holds this job's results), 'absent', or what else the folder holds."""
+def state(job: Job, preset: str, out: Path, expected: dict) -> str:
+    """'done' (the folder holds this job's results, run with the `expected` config), 'absent', or what else the
+    folder holds."""
     folder = out / job.folder
     files = sorted(folder.glob("results.json*"))
     if not files:
         return "absent" if not folder.exists() or not any(folder.iterdir()) else "holds files but no results file"
     written = results.read_json(files[0])
-    expected = expected_config(job, preset, folder)
     if written.get("experiment") != job.experiment or written.get("preset") != preset:
         return f"holds {written.get('experiment')!r} with preset {written.get('preset')!r}"
     defaults = dataclasses.asdict(job.module.Config())
@@ -105,14 +105,14 @@ def state(job: Job, preset: str, out: Path) -> str:
     return "done" if not differ else f"was run with other {', '.join(differ)}"
 
 
-def identity(job: Job, preset: str, out: Path) -> dict:
-    """What must not change between a run and its resumption for a recorded phase to be read back."""
+def identity(config: dict) -> dict:
+    """What must not change between a run (its `config`) and its resumption for a recorded phase to be read back."""
     env = experiment.environment()
-    return {"config": expected_config(job, preset, out / job.folder), "code": experiment.code_version(),
+    return {"config": config, "code": experiment.code_version(),
             **{k: env[k] for k in ("jax", "jaxlib", "platform", "device_kind", "device_count", "compiler_options")}}
 
 
-def run_job(job: Job, preset: str, out: Path, bar: tqdm) -> dict:
+def run_job(job: Job, preset: str, out: Path, config: dict, bar: tqdm) -> dict:
     """Runs `job` into out/.partial/, recording its phases, then moves the folder into place whole.
     Returns what reproduce.json keeps of it: the folder, its phases and how many were read back."""
     module, partial = job.module, out / ".partial" / job.folder
@@ -131,7 +131,7 @@ def run_job(job: Job, preset: str, out: Path, bar: tqdm) -> dict:
     try:
         with open(partial / "log.txt", "w") as log, contextlib.redirect_stdout(log), \
                 contextlib.redirect_stderr(log), \
-                phases.recording(out / ".phases" / job.folder, identity(job, preset, out), on_phase):
+                phases.recording(out / ".phases" / job.folder, identity(config), on_phase):
             try:
                 module.main(job.argv(preset, partial))
             except experiment.EveryRunFailed as failed:  # written all the same: the report says so per model
@@ -164,9 +164,8 @@ def main(argv=None) -> int:
         parser.error("the gpu preset's settings take hours on a CPU and JAX sees no accelerator here: run it where "
                      "one is, or choose --preset cpu.")
     planned = jobs(args.preset, DATASETS[args.dataset], tuple(e for e in EXPERIMENTS if e in args.experiments))
-    for job in planned:  # every run's flags checked before any trains
-        expected_config(job, args.preset, out / job.folder)
-    states = {job: state(job, args.preset, out) for job in planned}
+    expected = {job: expected_config(job, args.preset, out / job.folder) for job in planned}  # every run's flags
+    states = {job: state(job, args.preset, out, expected[job]) for job in planned}
     clashes = [f"{out / job.folder} {s}" for job, s in states.items() if s not in ("done", "absent")]
     if clashes:
         parser.error("these folders hold other runs and are never overwritten: " + "; ".join(clashes)
@@ -183,7 +182,7 @@ def main(argv=None) -> int:
                   "compilation_cache_entries": len(list(cache.glob("*"))) if cache and cache.is_dir() else 0, "ran": []}
     start = time.perf_counter()
     try:
-        interrupted = _run_all(todo, planned, args.preset, out, invocation["ran"])
+        interrupted = _run_all(todo, planned, args.preset, out, expected, invocation["ran"])
     finally:  # interrupted too: the log says how far each invocation that ran something got
         invocation.update(finished=experiment.now(), wall_s=time.perf_counter() - start)
         if invocation["ran"]:
@@ -202,7 +201,7 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, ran: list) -> str | None:
+def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, expected: dict, ran: list) -> str | None:
     """Runs `todo` under one progress bar over the report's runs, each weighted by how long it took when the
     committed report of its preset was made (`expected_seconds`), so that the estimate of what is left knows a
     long run from a short one; the signal's name if one stopped it."""
@@ -215,7 +214,7 @@ def _run_all(todo: list[Job], planned: list[Job], preset: str, out: Path, ran: l
             bar.set_description(f"{len(planned) - left}/{len(planned)} runs done; {job.folder}")
             start = time.perf_counter()
             try:
-                record = run_job(job, preset, out, bar)
+                record = run_job(job, preset, out, expected[job], bar)
             except KeyboardInterrupt as e:
                 shutil.rmtree(out / ".partial", ignore_errors=True)
                 bar.write(f"Interrupted ({e or 'SIGINT'}) during {job.folder}; its finished phases are recorded in "

@@ -90,14 +90,13 @@ def whole(tree):
 def replicated(tree):
     """Every leaf whole on every device (outside a program: an explicit transfer). With several processes,
     each gives its own copy of every leaf, which must be the same in all (the same data, the same keys)."""
-    whole = NamedSharding(mesh(), PartitionSpec())
+    everywhere = NamedSharding(mesh(), PartitionSpec())
     if jax.process_count() == 1:
-        return jax.device_put(tree, whole)
-    return jax.tree.map(lambda leaf: _global(leaf, whole), tree)
+        return jax.device_put(tree, everywhere)
+    return jax.tree.map(lambda leaf: _global(leaf, everywhere), tree)
 
 
-def _global(leaf, whole: NamedSharding):
+def _global(leaf, everywhere: NamedSharding):
     if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(_global(jax.random.key_data(leaf), whole), impl=jax.random.key_impl(leaf))
-    return jax.make_array_from_process_local_data(whole, np.asarray(leaf))
-
+        return jax.random.wrap_key_data(_global(jax.random.key_data(leaf), everywhere), impl=jax.random.key_impl(leaf))
+    return jax.make_array_from_process_local_data(everywhere, np.asarray(leaf))

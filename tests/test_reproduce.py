@@ -116,7 +116,8 @@ def test_the_committed_reports_are_what_their_results_make(preset, folder, datas
     the committed REPORT.md and summary.md are what the results files make today (no drift, as README's tables)."""
     root = ROOT / folder
     planned = reproduce.jobs(preset, datasets, reproduce.EXPERIMENTS)
-    assert all(reproduce.state(job, preset, root) == "done" for job in planned)
+    assert all(reproduce.state(job, preset, root, reproduce.expected_config(job, preset, root / job.folder)) == "done"
+               for job in planned)
     summary = reproduce.render_summary(root, planned, preset)
     report = reproduce.render_report(root, planned, preset, summary)
     assert (root / "summary.md").read_text() == summary and (root / "REPORT.md").read_text() == report
