@@ -303,14 +303,17 @@ def _bilinear(images: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
     """Bilinear samples of `images` `(..., H, W)` at float points `(H', W')`; 0 outside."""
     height, width = images.shape[-2:]
     y0, x0 = jnp.floor(y), jnp.floor(x)
-    out = jnp.zeros(images.shape[:-2] + y.shape, images.dtype)
-    for row, weight_y in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
-        for col, weight_x in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
-            r, c = row.astype(jnp.int32), col.astype(jnp.int32)
-            value = images[..., jnp.clip(r, 0, height - 1), jnp.clip(c, 0, width - 1)]
-            weight = jnp.where(_inside(r, height) & _inside(c, width), weight_y * weight_x, 0.0)
-            out = out + value * jnp.broadcast_to(weight.astype(images.dtype), value.shape)
-    return out
+    top, left = y0.astype(jnp.int32), x0.astype(jnp.int32)
+    rows, cols = jnp.stack([top, top, top + 1, top + 1]), jnp.stack([left, left + 1, left, left + 1])
+    weight_y = jnp.stack([1 - (y - y0), 1 - (y - y0), y - y0, y - y0])
+    weight_x = jnp.stack([1 - (x - x0), x - x0, 1 - (x - x0), x - x0])
+    weights = jnp.where(_inside(rows, height) & _inside(cols, width), weight_y * weight_x, 0.0)  # (4, H', W')
+    # One gather from the flat image (twice as fast on CPU as four 2-D ones), and a reduction rather than a
+    # chain of adds: XLA would fuse the adds, weights and all, into every consumer (25 times into a 5×5
+    # im2col), where a reduction is computed once.
+    flat = images.reshape(*images.shape[:-2], height * width)
+    values = jnp.take(flat, jnp.clip(rows, 0, height - 1) * width + jnp.clip(cols, 0, width - 1), axis=-1)
+    return (values * weights.astype(images.dtype)).sum(-3)
 
 
 # ----- MNIST-C's spatial corruptions -----
