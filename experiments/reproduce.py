@@ -256,27 +256,36 @@ def _written(out: Path, job: Job) -> dict:
 
 
 def render_summary(out: Path, planned: list[Job], preset: str) -> str:
-    """How long the preset took, from the runs' results files and reproduce.json (each invocation's wall clock)."""
+    """How long the preset took on each dataset, from the runs' results files and reproduce.json (each
+    invocation's wall clock)."""
     invocations = [i for i in _log(out) if i.get("preset", preset) == preset]
-    runs = {job.folder for job in planned}
-    timed = [r for i in invocations for r in i["ran"] if r["folder"] in runs]
-    whole = [r for r in timed if "wall_s" in r]
-    compute = sum(_seconds(_written(out, job)) for job in planned)
     made = [i for i in invocations if i["ran"]]
+    timed = [r for i in invocations for r in i["ran"]]
+    wall = {r["folder"]: r["wall_s"] for r in timed if "wall_s" in r}  # the run that made each folder
+
+    def row(title: str, runs: list[Job]) -> tuple[str, float]:
+        compute = sum(_seconds(_written(out, job)) for job in runs)
+        whole = [wall[job.folder] for job in runs if job.folder in wall]
+        took = _duration(sum(whole)) if whole else "—"
+        return f"| {title} | {len(runs)} | {_duration(compute)} | {len(whole)} | {took} |", compute
+
+    datasets = list(dict.fromkeys(job.dataset for job in planned))
+    rows = [row(DATASET_TITLES[d], [job for job in planned if job.dataset == d]) for d in datasets]
+    if len(datasets) > 1:
+        rows.append(row("both", planned))
+    headline = "; ".join(f"{DATASET_TITLES[d]}, {_duration(compute)}" for d, (_, compute) in zip(datasets, rows))
     cold = sum(not i["compilation_cache_entries"] for i in made)
     machines = sorted({i["machine"] for i in made})
     return "\n".join([
-        f"**How long the {preset} preset took: {len(planned)} runs, {_duration(compute)} of compiling and running.**",
-        "", "| runs | compiling and running, every run | made by `experiments.reproduce` | their wall clock "
-        "| invocations (interrupted) | machine |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| {len(planned)} | {_duration(compute)} | {len(whole)} | {_duration(sum(r['wall_s'] for r in whole))} "
-        f"| {len(made)} ({sum('interrupted' in r for r in timed)}) | {' and '.join(machines) or '—'} |", "",
-        "Wall clock: from the start to the end of each run (tuning, data, tables and figures included), summed over "
-        "the invocations of `python -m experiments.reproduce` that made them (reproduce.json). Compiling and running: "
-        "the programs' measured compile and run times of every run, also those made by an experiment's own command "
-        f"(phases read back on a resume count as measured). {cold} of {len(made)} invocations began with an empty "
-        "compilation cache.", ""])
+        f"**How long the {preset} preset took, compiling and running: {headline}.**", "",
+        "| dataset | runs | compiling and running | made by `experiments.reproduce` | their wall clock |",
+        "| --- | --- | --- | --- | --- |", *(r for r, _ in rows), "",
+        f"Invocations of `python -m experiments.reproduce`: {len(made)} ({sum('interrupted' in r for r in timed)} "
+        f"interrupted), on {' and '.join(machines) or '—'}; {cold} of them began with an empty compilation cache. "
+        "Wall clock: from the start to the end of each run (tuning, data, tables and figures included), as "
+        "reproduce.json logs the invocation that made it. Compiling and running: the programs' measured compile and "
+        "run times of every run, also those made by an experiment's own command (phases read back on a resume count "
+        "as measured).", ""])
 
 
 def render_report(out: Path, planned: list[Job], preset: str, summary: str = "") -> str:

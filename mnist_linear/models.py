@@ -7,7 +7,8 @@ kernel), which XLA runs fast inside `lax.scan` on CPU, where its native
 convolution was measured many times slower (benchmarks/conv_in_scan.py). A
 convolution followed by 2×2 max pooling is one wider product over each 2×2
 block of outputs (`Conv(pool=True)`): a third of the patches and four times
-the columns, which trained and evaluated the small CNN twice as fast on CPU.
+the columns, which trained and evaluated the small CNN twice as fast on CPU
+and the larger CNN 1.15 (training) to 1.35 (evaluation) times as fast.
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class Conv(nn.Module):
         return y + jnp.broadcast_to(bias, y.shape)
 
 
+def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
+    """Non-overlapping max pooling `(N, H, W, C)` -> `(N, H/window, W/window, C)` (H, W divisible)."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
+
+
 class MLP(nn.Module):
     """One hidden layer: 784 -> hidden (ReLU) -> classes."""
 
@@ -132,7 +139,11 @@ class GlobalPoolCNN(nn.Module):
     @nn.compact
     def __call__(self, x):
         for i, width in enumerate(self.widths):
-            x = nn.relu(Conv(width, pool=i < len(self.widths) - 1)(x))
+            x = nn.relu(Conv(width)(x))
+            if i < len(self.widths) - 1:
+                # Pooled separately: with 3×3 kernels the pooled product does 16/9 the work, which cost this
+                # model 35 % more time at 112 px (resolution experiment); the 5×5 and narrow ones gained.
+                x = max_pool(x)
         return nn.Dense(self.classes)(x.mean(axis=(1, 2)))
 
 

@@ -47,6 +47,12 @@ class ConvTest(chex.TestCase, parameterized.TestCase):
         chex.assert_shape(got, want.shape)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
+    def test_max_pool_matches_reduce_window(self):
+        x, _ = batch(4)
+        x = jnp.asarray(x)[..., None] * jnp.arange(1.0, 4.0).reshape(1, 1, 1, -1)
+        want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        chex.assert_trees_all_equal(models.max_pool(x), want)
+
     def test_pooling_refuses_an_odd_output_size(self):
         with pytest.raises(ValueError, match="even output size, got 25×25"):
             models.Conv(features=2, size=3, padding="VALID", pool=True).init(jax.random.key(0), jnp.zeros((1, 27, 27, 1)))
