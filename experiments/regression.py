@@ -6,7 +6,7 @@ Run:
         --problems keypoint quality
     python -m experiments.regression --out /tmp/quick --preset quick              # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu 4.8 min on MNIST (including about 40 s, the first time
+Runtime (2 CPU cores, AMD EPYC, measured): cpu 2.4 min on MNIST (plus about 40 s, the first time
 only, to measure the thickness and slant of 30,000 digits, then cached), 2.8 min on Fashion-MNIST
 (keypoint, quality); quick 33 s cold (plus 5 s measuring its 3,000 digits the first time), 18 s with
 JAX's compilation cache warm.

@@ -5,7 +5,7 @@ Run:
     python -m experiments.resolution --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.resolution --out results/resolution-gpu --preset gpu  # the committed GPU tables
 
-Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 220 s and quick 27 s cold, 20 s
+Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 191 s and quick 27 s cold, 20 s
 with JAX's compilation cache warm, on 2 CPU cores (AMD EPYC).
 Expected (GPU settings, measured): the linear model has 7,850 -> 501,770 parameters from
 28 to 224 px at the same 92.6 % accuracy; the CNN keeps 23,946 parameters at every size

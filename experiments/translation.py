@@ -6,13 +6,13 @@ Run:
     python -m experiments.translation --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.translation --out results/translation-gpu --preset gpu # the committed GPU tables
 
-Runtime (measured): cpu 444 s and quick 29 s cold, 19 s with JAX's compilation cache warm, on 2 CPU
+Runtime (measured): cpu 328 s and quick 29 s cold, 19 s with JAX's compilation cache warm, on 2 CPU
 cores (AMD EPYC); gpu 117 s on an NVIDIA H200 (before the evaluation became one program per model).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
 1 px, 61–66 % at 2 px along an axis, about 40 % at 2 px on the diagonal and 13–25 % at 4 px.
 Random-shift augmentation (±2 px) costs it about 5 points at 0 px and gains about 17 at 2 px.
 The small CNN is far less sensitive (99.3 % at 0 px, 98.7 % at 1 px, 62 % at 4 px with the gpu
-preset; 99.0 %, 98.4 % and 80 % at 3 px with the cpu preset's 3 epochs), and with the same
+preset; 99.0 %, 98.3 % and 80 % at 3 px with the cpu preset's 3 epochs), and with the same
 augmentation 96 % at 4 px. The cpu preset's grid is [-3, 3]², the gpu preset's [-4, 4]².
 
 Phases:

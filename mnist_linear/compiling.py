@@ -8,14 +8,15 @@ the CPU.
 only for the same computation, flags, devices and jax version: numbers never change.
 
 `jit` is `jax.jit` for the library's entry points (training, tuning, evaluation). On the CPU it
-compiles training and tuning with `CPU_OPTIONS`: LLVM's optimisation at level 1 instead of XLA's
-default 2. Measured once on this project's CPUs (2 cores, AMD EPYC; not a benchmark): one epoch of the
-linear model compiled in 1.1 s instead of 2.1 s and ran as fast; the small CNN's training program
-compiled in 2.1 s instead of 4.2 s and trained as fast (18,000 model-images per second either way).
-The grid evaluations (`evaluate.grid_outputs`, `grid_worst_case`) run for minutes and ran 15 % slower
-at level 1 (54,000 against 63,000 small-CNN evaluations per second), so they keep XLA's default
-(`jit(..., cpu_options={})`). Without augmentation the trained parameters are identical bit for bit
-(`tests/test_devices.py`); training with random rotations (sin and cos) rounds differently and so
+compiles them with `CPU_OPTIONS`: LLVM's optimisation at level 1 instead of XLA's default 2. Measured
+once on this project's CPUs (2 cores, AMD EPYC; not a benchmark): one epoch of the linear model
+compiled in 1.1 s instead of 2.1 s and ran as fast; the small CNN's training program compiled in
+2.1 s instead of 4.2 s and trained an epoch of 20,000 images in 4.0 s instead of 5.2 s, while its
+grid evaluation ran 10 % slower. Tried again once the pooled products had halved the CNN's time: with
+the grid evaluations at XLA's default level the spatial experiment's cpu preset took 613 s against
+632 s, within this shared machine's run-to-run spread (single programs moved by a third either way), so
+every program keeps level 1. Without augmentation the trained parameters are identical bit for
+bit (`tests/test_devices.py`); training with random rotations (sin and cos) rounds differently and so
 diverges: Fashion-MNIST's small CNN trained with them scored 82.2 ± 1.6 % instead of 82.0 ± 1.7 %
 (spatial experiment). `experiment.environment()` records the options each result was compiled with.
 Other backends, and a level set in `XLA_FLAGS` when JAX's backend started, are left alone.
@@ -32,7 +33,7 @@ import jax
 from mnist_linear import data
 
 CACHE_ENV = "MNIST_LINEAR_COMPILATION_CACHE"
-CPU_OPTIONS = {"xla_backend_optimization_level": 1}  # training and tuning: their compile time counts
+CPU_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def enable_cache() -> Path | None:
@@ -59,16 +60,16 @@ def _wanted() -> bool:
 
 
 def compiler_options() -> dict:
-    """The options `jit` compiles with in this process, per kind of program (for the results' provenance)."""
-    return {"training": dict(CPU_OPTIONS), "grid evaluation": {}} if _wanted() else {}
+    """The options `jit` compiles with in this process (for the results' provenance)."""
+    return dict(CPU_OPTIONS) if _wanted() else {}
 
 
 class _Jitted:
-    """`jax.jit(fun)` twice, with and without `cpu_options`; each call and `lower` take the one for the
+    """`jax.jit(fun)` twice, with and without `CPU_OPTIONS`; each call and `lower` take the one for the
     default backend."""
 
-    def __init__(self, fun, cpu_options: dict, jit_kwargs: dict):
-        self.on_cpu = jax.jit(fun, compiler_options=cpu_options or None, **jit_kwargs)
+    def __init__(self, fun, jit_kwargs: dict):
+        self.on_cpu = jax.jit(fun, compiler_options=CPU_OPTIONS, **jit_kwargs)
         self.elsewhere = jax.jit(fun, **jit_kwargs)
         functools.update_wrapper(self, fun)
 
@@ -85,9 +86,9 @@ class _Jitted:
         return getattr(self._pick(), name)
 
 
-def jit(fun=None, *, cpu_options: dict = CPU_OPTIONS, **jit_kwargs):
-    """`jax.jit(fun, **jit_kwargs)` compiled with `cpu_options` on the CPU (`CPU_OPTIONS`; {} for XLA's
-    defaults); usable as a decorator with arguments, `@compiling.jit(static_argnames=...)`."""
+def jit(fun=None, **jit_kwargs):
+    """`jax.jit(fun, **jit_kwargs)` compiled with `CPU_OPTIONS` on the CPU; usable as a decorator with
+    arguments, `@compiling.jit(static_argnames=...)`."""
     if fun is None:
-        return functools.partial(jit, cpu_options=cpu_options, **jit_kwargs)
-    return _Jitted(fun, cpu_options, jit_kwargs)
+        return functools.partial(jit, **jit_kwargs)
+    return _Jitted(fun, jit_kwargs)

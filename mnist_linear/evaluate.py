@@ -100,8 +100,7 @@ def _num_models(params) -> int:
 
 
 @checks.before(_check)
-@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example"),
-               cpu_options={})  # minutes of running: XLA's default level (`compiling`)
+@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example"))
 def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...], *, apply: Apply,
                  transform: Callable, reduce: Callable | None = None, batch_size: int = 1000,
                  points_at_once: int | None = None, per_example: bool = False) -> jax.Array:
@@ -138,7 +137,7 @@ def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, p
 
 
 @checks.before(_check_worst_case)
-@compiling.jit(static_argnames=("apply", "transform", "batch_size", "points_at_once"), cpu_options={})
+@compiling.jit(static_argnames=("apply", "transform", "batch_size", "points_at_once"))
 def grid_worst_case(params: Params, images: jax.Array, labels: jax.Array, grid: tuple[jax.Array, ...], *,
                     apply: Apply, transform: Callable, batch_size: int = 1000,
                     points_at_once: int = 1) -> tuple[jax.Array, jax.Array]:

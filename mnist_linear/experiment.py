@@ -191,7 +191,7 @@ def environment() -> dict:
         "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "compiler_options": compiling.compiler_options(),  # per kind of program
+        "compiler_options": compiling.compiler_options(),  # of the training and evaluation programs
         "started": now(),
         "git_commit": commit,
         # None when there is no git checkout to ask (a copied tree, say): unknown, not clean.

@@ -312,7 +312,8 @@ def _bilinear(images: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
     # chain of adds: XLA would fuse the adds, weights and all, into every consumer (25 times into a 5×5
     # im2col), where a reduction is computed once.
     flat = images.reshape(*images.shape[:-2], height * width)
-    values = jnp.take(flat, jnp.clip(rows, 0, height - 1) * width + jnp.clip(cols, 0, width - 1), axis=-1)
+    index = jnp.clip(rows, 0, height - 1) * width + jnp.clip(cols, 0, width - 1)
+    values = jnp.take(flat, index, axis=-1, mode="clip")  # (..., 4, H', W'); the indices are in bounds
     return (values * weights.astype(images.dtype)).sum(-3)
 
 

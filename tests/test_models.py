@@ -53,6 +53,27 @@ class ConvTest(chex.TestCase, parameterized.TestCase):
         want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
         chex.assert_trees_all_equal(models.max_pool(x), want)
 
+    def test_the_small_cnn_equals_convolution_relu_then_pooling(self):
+        """The whole model against the textbook order (XLA's convolution, ReLU, then max pooling), same
+        parameters: the pooled products, the bias after the maximum and ReLU after the pooling change nothing."""
+        def conv(x, p, padding):
+            return _conv_reference(x, p["kernel"], padding) + p["bias"].reshape(1, 1, 1, -1)
+
+        def pool(x):
+            return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+        x, _ = batch(16)
+        model = models.get("cnn_small")
+        params = model.init(jax.random.key(0))
+        h = pool(jax.nn.relu(conv(jnp.asarray(x)[..., None], params["Conv_0"], "SAME")))
+        h = pool(jax.nn.relu(conv(h, params["Conv_1"], "VALID"))).reshape(len(x), -1)
+        for name in ("Dense_1", "Dense_0", "Dense_2"):  # flax numbers Dense(84)(Dense(120)(x)) as it builds them
+            h = jnp.dot(h, params[name]["kernel"], precision="highest") + params[name]["bias"].reshape(1, -1)
+            h = jax.nn.relu(h) if name != "Dense_2" else h
+        with jax.default_matmul_precision("float32"):
+            got = model.logits(params, jnp.asarray(x))
+        np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-5)
+
     def test_pooling_refuses_an_odd_output_size(self):
         with pytest.raises(ValueError, match="even output size, got 25×25"):
             models.Conv(features=2, size=3, padding="VALID", pool=True).init(jax.random.key(0), jnp.zeros((1, 27, 27, 1)))
