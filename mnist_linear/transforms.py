@@ -314,7 +314,7 @@ def _bilinear(images: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
     flat = images.reshape(*images.shape[:-2], height * width)
     index = jnp.clip(rows, 0, height - 1) * width + jnp.clip(cols, 0, width - 1)
     values = jnp.take(flat, index, axis=-1, mode="clip")  # (..., 4, H', W'); the indices are in bounds
-    return (values * weights.astype(images.dtype)).sum(-3)
+    return (values * jnp.broadcast_to(weights.astype(images.dtype), values.shape)).sum(-3)
 
 
 # ----- MNIST-C's spatial corruptions -----
