@@ -5,7 +5,7 @@ Run:
     python -m experiments.reproduce --preset cpu --dataset both --out results          # the README's tables
     python -m experiments.reproduce --preset gpu --out results                         # results/*-gpu (a GPU)
 
-Runtime (2 CPU cores, AMD EPYC, measured; each report's summary.md, included in README): quick 2.7 min
+Runtime (2 CPU cores, AMD EPYC, measured; each report's summary.md, included in README): quick 2.7 to 3.1 min
 from an empty compilation cache; cpu 30.0 min of wall clock on MNIST (one invocation, every run; the
 spatial experiment 10.5 min of it), and on Fashion-MNIST the runs' programs alone about half an hour. Expected: the numbers of each experiment's docstring.
 
