@@ -260,7 +260,8 @@ def render_summary(out: Path, planned: list[Job], preset: str) -> str:
     invocation's wall clock)."""
     invocations = [i for i in _log(out) if i.get("preset", preset) == preset]
     made = [i for i in invocations if i["ran"]]
-    timed = [r for i in invocations for r in i["ran"] if r["folder"] in {job.folder for job in planned}]
+    folders = {job.folder for job in planned}
+    timed = [r for i in invocations for r in i["ran"] if r["folder"] in folders]
     wall = {r["folder"]: r["wall_s"] for r in timed if "wall_s" in r}  # the run that made each folder
 
     def row(title: str, runs: list[Job]) -> tuple[str, float]:
