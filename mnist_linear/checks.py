@@ -109,8 +109,8 @@ def positive(value, name: str, allow_zero: bool = False) -> None:
 
 
 class Checked:
-    """A jitted function whose arguments are checked on the host first, also when it is only lowered
-    (`compile_and_run`): a wrong input fails before anything compiles."""
+    """A jitted function whose arguments are checked on the host first, also when it is only lowered or
+    compiled (`compile_and_run`): a wrong input fails before anything compiles."""
 
     def __init__(self, jitted, check: Callable):
         self.jitted, self.check = jitted, check
@@ -123,6 +123,10 @@ class Checked:
     def lower(self, *args, **kwargs):
         self.check(*args, **kwargs)
         return self.jitted.lower(*args, **kwargs)
+
+    def compile(self, *args, **kwargs):
+        self.check(*args, **kwargs)
+        return self.jitted.compile(*args, **kwargs)
 
 
 def before(check: Callable):

@@ -155,7 +155,7 @@ def compile_and_run(jitted, *args, **kwargs):
 
 def _compile_and_run(jitted, *args, **kwargs):
     start = time.perf_counter()
-    compiled = jitted.lower(*args, **kwargs).compile()
+    compiled = jitted.compile(*args, **kwargs)  # or read from the executable store (`compiling`)
     compiled_at = time.perf_counter()
     with jax.transfer_guard("disallow"):
         out = jax.block_until_ready(compiled(*args))

@@ -82,6 +82,87 @@ def test_the_compilation_cache_is_on_by_default_with_a_switch(tmp_path):
     assert default == str(tmp_path / "mnist_linear" / "jax")
 
 
+_STORE_PROCESS = """
+import sys, dataclasses
+import jax, jax.numpy as jnp, numpy as np
+from realdata import mnist
+from mnist_linear import models, tasks, train
+
+split = mnist().train
+images, labels = jnp.asarray(split.images[:2000]), jnp.asarray(split.labels[:2000])
+keys, hparams = jax.random.split(jax.random.key(0), 2), train.Hyperparams(jnp.float32(0.1), jnp.float32(1e-4))
+traced = []
+original = train.train
+train.train = lambda *a, **k: traced.append(1) or original(*a, **k)  # counts the traces of train_seeds' body
+
+def run(config, **extra):
+    params, _ = train.train_seeds(keys, images, labels, hparams, model=models.LINEAR, task=tasks.CLASSIFICATION,
+                                  config=config, **extra)
+    return np.asarray(params["w"])
+
+config = train.TrainConfig(epochs=1)
+np.save(sys.argv[1], run(config))
+first = len(traced)
+run(config)  # the same call again: this process's executable
+again = len(traced)
+run(dataclasses.replace(config, epochs=2))  # another static argument: another executable
+other = len(traced)
+run(config, augment=lambda key, x: x)  # a lambda cannot be named: jax.jit's own path
+print(first, again - first, other - again, len(traced) - other)
+"""
+
+
+def test_a_second_process_runs_the_stored_executable_without_tracing(tmp_path):
+    """`compiling`'s executable store: the first process traces and compiles `train_seeds` and stores it;
+    the second runs it without tracing and trains the same weights bit for bit. Another static argument
+    is another executable; a lambda, which no key can name, goes through `jax.jit`'s own path."""
+    env = {**os.environ, "MNIST_LINEAR_COMPILATION_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])}
+    counts = []
+    for name in ("first", "second"):
+        out = subprocess.run([sys.executable, "-c", _STORE_PROCESS, str(tmp_path / name)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        counts.append(out.stdout.split())
+    assert counts == [["1", "0", "1", "1"], ["0", "0", "0", "1"]]
+    np.testing.assert_array_equal(np.load(tmp_path / "second.npy"), np.load(tmp_path / "first.npy"))
+    stored = list((tmp_path / "cache" / "executables").iterdir())
+    assert len(stored) == 2 and not any(p.name.startswith(".") for p in stored)  # no temporary file left
+
+
+def _module_level(x):
+    return x
+
+
+def test_only_what_a_key_can_name_is_stored(tmp_path, monkeypatch):
+    """The key names functions of this package by module and name, values by their type and fields; a
+    closure, a lambda, a method, a function from elsewhere or a traced argument sends the call to
+    `jax.jit`. A file the store cannot read is compiled again."""
+    import functools
+
+    from mnist_linear import transforms
+
+    named = compiling._token((train.TrainConfig(), tasks.CLASSIFICATION, functools.partial(transforms.translate,
+                                                                                             fill="zeros")))
+    assert "mnist_linear.transforms.translate" in named and "epochs=int:10" in named
+    assert compiling._token(train.TrainConfig(epochs=2)) != compiling._token(train.TrainConfig())
+    closure = transforms.each(transforms.translate)
+    for unnamed in (lambda x: x, closure, _module_level, np.mean, train.TrainConfig().__post_init__, object()):
+        assert compiling._token(unnamed) is None, unnamed
+    args, static = (jnp.ones(3),), {"model": models.LINEAR}
+    assert compiling._key(train.train, args, {}, static) == compiling._key(train.train, (jnp.zeros(3),), {}, static)
+    assert compiling._key(train.train, (jnp.ones(4),), {}, static) != compiling._key(train.train, args, {}, static)
+    jax.jit(lambda x: assert_none(compiling._key(train.train, (x,), {}, static)))(jnp.ones(3))
+    monkeypatch.setattr(compiling, "_store", lambda: tmp_path)
+    (tmp_path / "torn").write_bytes(b"half a file")
+    assert compiling._read("torn") is None
+
+
+def assert_none(value):
+    assert value is None
+    return 0
+
+
 def test_level_one_on_the_cpu_changes_no_number(monkeypatch):
     """The CPU's compile options (`compiling.CPU_OPTIONS`) against XLA's default, same program, no
     augmentation: the same parameters bit for bit; the logged epoch-mean loss may differ in its last bit
