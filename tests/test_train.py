@@ -223,3 +223,27 @@ def test_train_grid_equals_training_on_transformed_data():
     chex.assert_shape(params["w"], (2, 2, 784, 10))
     alone, _ = _train_one(keys[1], transforms.translate(images, 3, -1), labels, HPARAMS, config=config)
     chex.assert_trees_all_close(jax.tree.map(lambda p: p[1, 1], params), alone, rtol=1e-5, atol=1e-6)
+
+
+def test_training_on_images_mapped_once_is_training_the_preprocessed_model():
+    """`experiment.preprocess` deskews every training image once (in chunks, the last one padded and
+    cut); training on its output gives the weights that training `models.preprocessed(linear, deskew)`
+    gives, which deskews every batch again."""
+    from mnist_linear import experiment, sharding
+
+    split = mnist().train.take(slice(0, 2000))
+    placed = sharding.replicated(split)
+    mapped, timing = experiment.preprocess(placed, transforms.deskew, batch_size=300)
+    assert mapped.images.dtype == jnp.float32 and set(timing) == {"compile_s", "run_s"}
+    np.testing.assert_array_equal(mapped.labels, split.labels)
+    direct = np.asarray(transforms.deskew(jnp.asarray(split.images, jnp.float32) / 255))
+    # Chunks of 300 against one batch of 2000: the moments' float32 sums round differently, which moves the
+    # sampling points by about 1e-6 px.
+    np.testing.assert_allclose(np.asarray(mapped.images), np.clip(direct, 0, 1), atol=1e-5)
+    keys, hparams = jax.random.split(jax.random.key(3), 2), train.Hyperparams(jnp.float32(0.1), jnp.float32(1e-4))
+    kwargs = {"task": tasks.CLASSIFICATION, "config": train.TrainConfig(epochs=2)}
+    once, _ = train.train_seeds(keys, mapped.images, placed.labels, hparams, model=models.LINEAR, **kwargs)
+    every, _ = train.train_seeds(keys, placed.images, placed.labels, hparams,
+                                 model=models.preprocessed(models.LINEAR, transforms.deskew), **kwargs)
+    np.testing.assert_allclose(np.asarray(once["w"]), np.asarray(every["w"]), atol=1e-5)
+    assert np.abs(np.asarray(once["w"])).max() > 1e-2  # trained, not still at the initialisation
