@@ -18,7 +18,8 @@ is known: it includes the transfer to the device, every compile, the training an
    another (one compiled program run S times) and a naive vmap (a plain JAX scan, each model gathering
    its own batches).
 3. The grid evaluation: (model × transformed image) evaluations per second of `evaluate.grid_outputs`
-   (rotation and translation, bilinear) for the linear model and the small CNN.
+   (rotation and translation, bilinear) for the linear model (the images warped, and with
+   `linear_transform=True` its templates warped back instead) and the small CNN.
 4. The roofline: one epoch's FLOPs and minimum bytes, this machine's measured GEMM rate (a large square
    product and the training step's own skinny shapes) and memory bandwidth, hence a lower bound on the
    time of a model-epoch and the fraction of it each sweep reaches.
@@ -45,7 +46,9 @@ GEMMS = {"2048×2048 @ 2048×2048": (2048, 2048, 2048),
          **{f"100×784 @ 784×{10 * s} ({s} models' step)": (100, 784, 10 * s) for s in SWEEP_SEEDS}}
 EPOCH_FLOPS = 2 * 2 * 784 * 10 * 60_000  # per model-epoch: the forward product and the weights' gradient
 IMAGE_BYTES = 60_000 * 784  # the uint8 training images, read once per epoch
-GRID_RUNS = (("linear", 5, 31), ("cnn_small", 2, 4))  # (model, models S, grid points) of the grid evaluation
+# (row, model, models S, grid points, linear_transform) of the grid evaluation
+GRID_RUNS = (("linear", "linear", 5, 31, False), ("linear, `linear_transform=True`", "linear", 5, 31, True),
+             ("cnn_small", "cnn_small", 2, 4, False))
 TIME_TO_TARGET = ("ours_cold", "ours_warm", "flax_style", "torch_indexing", "torch_dataloader", "sklearn_lbfgs")
 TITLES = {
     "ours_cold": "this project, `train.train_seeds` (cold: empty compilation cache)",
@@ -263,8 +266,9 @@ def worker_machine() -> dict:
     return out
 
 
-def worker_grid(model_name: str, seeds: int, points: int) -> dict:
-    """`evaluate.grid_outputs` of S models over `points` rotation × translation points on every test image."""
+def worker_grid(model_name: str, seeds: int, points: int, linear_transform: bool) -> dict:
+    """`evaluate.grid_outputs` of S models over `points` rotation × translation points on every test image
+    (`linear_transform`: the linear model's templates mapped back instead of the images mapped)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -277,8 +281,8 @@ def worker_grid(model_name: str, seeds: int, points: int) -> dict:
     grid = jax.device_put(tuple(g[:points] for g in transforms.spatial_grid(3.0, 30.0, (5, 5, 31))))
     settings = {"batch_size": 500} if model_name == "linear" else {"batch_size": 50, "points_at_once": 2}
     program = evaluate.grid_outputs.lower(params, images, grid, apply=model.logits,
-                                          transform=transforms.rotate_translate,
-                                          reduce=tasks.CLASSIFICATION.reduce, **settings).compile()
+                                          transform=transforms.rotate_translate, reduce=tasks.CLASSIFICATION.reduce,
+                                          linear_transform=linear_transform, **settings).compile()
     jax.block_until_ready(program(params, images, grid))
     start = time.perf_counter()
     jax.block_until_ready(program(params, images, grid))
@@ -308,7 +312,7 @@ WORKERS = {
     "torch_dataloader": lambda a: worker_torch(loader=True),
     "sklearn_lbfgs": lambda a: worker_sklearn(),
     "machine": lambda a: worker_machine(),
-    "grid": lambda a: worker_grid(a.model, a.seeds, a.points),
+    "grid": lambda a: worker_grid(a.model, a.seeds, a.points, a.linear_transform),
 }
 
 
@@ -355,9 +359,10 @@ def measure(repeats: int, sweep_repeats: int) -> dict:
                               ("sequential", lambda: _run("sequential", *flags)),
                               ("naive_vmap", lambda: _run("naive_vmap", *flags))):
                 results["sweep"].setdefault(f"{name} {seeds}", []).append(run())
-        for model, seeds, points in GRID_RUNS:
-            results["grid"].setdefault(model, []).append(
-                _run("grid", "--model", model, "--seeds", str(seeds), "--points", str(points)))
+        for row, model, seeds, points, linear_transform in GRID_RUNS:
+            results["grid"].setdefault(row, []).append(
+                _run("grid", "--model", model, "--seeds", str(seeds), "--points", str(points),
+                     *(("--linear-transform",) if linear_transform else ())))
         results.setdefault("machine", []).append(_run("machine"))
     return results
 
@@ -434,7 +439,10 @@ def make_tables(results: dict, machine_name: str) -> list:
                     f"{_median(runs, 'model_flops_per_s') / 1e9:.1f}",
                     f"{_median(runs, 'model_flops_per_s') / peak:.0%}") for model, runs in results["grid"].items()),
         notes=("Model FLOPs as XLA counts one forward pass; the warp of each image is work on top of them. "
-               + "; ".join(f"{model}: {seeds} models, {points} points" for model, seeds, points in GRID_RUNS)
+               "With `linear_transform=True` the images are not warped: each point's bilinear map moves onto the "
+               "linear model's templates (logits of A x = x · (Aᵀ W) + b), and every point and model is one GEMM "
+               "with the images as they are. "
+               + "; ".join(f"{model}: {seeds} models, {points} points" for _, model, seeds, points, _ in GRID_RUNS[1:])
                + "; all 10,000 test images.",),
     ))
     out.append(tables.Table(
@@ -489,6 +497,7 @@ def main(argv=None) -> None:
     parser.add_argument("--shared-order", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="linear", help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=31, help=argparse.SUPPRESS)
+    parser.add_argument("--linear-transform", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of the time-to-target runs")
     parser.add_argument("--sweep-repeats", type=int, default=3, help="repetitions of the sweeps and the grid")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("README.md"), help="the report")

@@ -142,7 +142,8 @@ def main(argv=None) -> dict:
                 shifted, timing[f"{name}: {model_name}: evaluation"] = experiment.compile_and_run(
                     evaluate.grid_outputs, trained.params, test.images, grid_on_device, apply=model.logits,
                     transform=SHIFTS[problem.shift_fill], reduce=problem.task.reduce,
-                    points_at_once=None if model_name == "linear" else 1, **batch)
+                    points_at_once=None if model_name == "linear" else 1, linear_transform=model_name == "linear",
+                    **batch)
                 shifted = scale.invert(shifted)  # (P, S, N, T)
                 predicted = shifted[0]
                 r2 = regression.scores(shifted, targets)["r2"]  # (P, S, T)

@@ -198,7 +198,10 @@ def main(argv=None) -> dict:
             evaluate.grid_outputs, trained.params, test.images, grid, apply=apply, transform=SHIFT_EACH,
             reduce=TASK.reduce, per_example=True, **eval_settings)
         records += variant_records(name, aug_name, tta, np.asarray(classes), test.labels, layout, trained.failed)
-    matrices = [("linear", models.LINEAR, recipe.best, config, config.matrix_seeds, linear_eval)]
+    # The shift grid is shared by every image: the linear models score the test images through their templates
+    # shifted back (`evaluate.grid_outputs`' linear_transform), one GEMM per chunk for every shift.
+    matrices = [("linear", models.LINEAR, recipe.best, config, config.matrix_seeds,
+                 {**linear_eval, "linear_transform": True})]
     if config.matrix_cnn_seeds:
         matrices.append(("cnn_small", cnn, config.deep_hparams, cnn_config, config.matrix_cnn_seeds, cnn_eval))
     for name, model, hparams, run_config, seeds, eval_settings in matrices:

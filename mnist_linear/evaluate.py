@@ -12,13 +12,14 @@ regression).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnist_linear import checks, compiling, data, sharding
+from mnist_linear import checks, compiling, data, linear, sharding
 from mnist_linear.models import Params
 
 Apply = Callable[[Params, jax.Array], jax.Array]  # params, float images (B, H, W) -> outputs (B, K)
@@ -42,10 +43,15 @@ def _chunked(fn, arrays: tuple, batch_size: int):
 
 
 def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: int | None = None,
-           per_example: bool = False, **_) -> None:
+           per_example: bool = False, apply=None, linear_transform: bool = False, **_) -> None:
     """The contract of `seed_outputs` and `grid_outputs`: images `(N, H, W)` or one `(H, W)`, uint8 or
     floats in [0, 1]; parameters sharing a leading seed axis S; grid arrays sharing P (and N when
-    `per_example`); batch_size and points_at_once ≥ 1."""
+    `per_example`); batch_size and points_at_once ≥ 1; `linear_transform` only for the linear model
+    over a grid shared by every image."""
+    if linear_transform and (apply is not linear.logits or per_example):
+        raise ValueError("linear_transform=True moves each grid point's map onto the linear model's templates: it "
+                         "needs apply=linear.logits and a grid shared by every image (per_example=False); "
+                         "leave it False for any other model or grid.")
     one_image = len(images.shape) == 2 and images.shape[0] == images.shape[1]  # (H, H): flat (N, 784) is not
     checks.images(images[None] if one_image else images)
     seeds = {np.shape(p)[:1] for p in jax.tree.leaves(params)}
@@ -100,10 +106,12 @@ def _num_models(params) -> int:
 
 
 @checks.before(_check)
-@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example"))
+@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example",
+                                "linear_transform"))
 def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...], *, apply: Apply,
                  transform: Callable, reduce: Callable | None = None, batch_size: int = 1000,
-                 points_at_once: int | None = None, per_example: bool = False) -> jax.Array:
+                 points_at_once: int | None = None, per_example: bool = False,
+                 linear_transform: bool = False) -> jax.Array:
     """What S models keep on every image at each of P grid points: `(P, S, N)` or `(P, S, N, K)`.
 
     grid: the transform's parameters, each `(P,)` (one value per point), or
@@ -114,12 +122,45 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
     point at once can outgrow memory, a linear model's cannot. Images and shapes
     are checked as in `seed_outputs`; the values of traced transform parameters
     cannot be: check them first (`transforms.check_offsets`, say).
+
+    linear_transform: the caller's word that `transform` is linear in the pixels of images in [0, 1] at
+    every point (every shift, pixel permutation and bilinear map in `transforms` is, with zero fill;
+    `warp`'s clip to [0, 1] then changes nothing), for `apply=linear.logits`. Each point's map A then moves onto the templates: the logits of A x are
+    x · (Aᵀ W) + b, so only the S·K templates are mapped (by Aᵀ, the map's vector-Jacobian product)
+    and the S models at G points take one GEMM of each chunk of untransformed images. Equal to the
+    direct path to float32 rounding (`tests/test_evaluate.py`). Raises ValueError for another model or
+    a per-image grid.
     """
     num_points = jax.tree.leaves(grid)[0].shape[0]
     at = functools.partial(_seed_outputs, sharding.split_models(params), images, apply=apply, transform=transform,
                            reduce=reduce, batch_size=batch_size, per_example=per_example)
+    if linear_transform:
+        at = functools.partial(_through_templates, sharding.split_models(params), images, transform=transform,
+                               reduce=reduce, batch_size=batch_size)
     return sharding.cut(jax.lax.map(at, tuple(grid), batch_size=points_at_once or num_points), _num_models(params),
                         axis=1)
+
+
+def _through_templates(params, images, point, *, transform, reduce, batch_size):
+    """`(S, N, ...)`: S linear models on all images under one grid point, its map A moved onto the
+    templates (A linear in the pixels): x · (Aᵀ W) + b."""
+    w, b = params["w"], params["b"]  # (S, D, K), (S, K)
+    (models, pixels, outputs), side = w.shape, math.isqrt(w.shape[1])
+    templates = jnp.moveaxis(w, -1, 1).reshape(models * outputs, side, side)  # one image per model and output
+    # The Jacobian at mid-grey images, where `transforms.warp`'s clip to [0, 1] is inactive: each output
+    # pixel reads 0.5 × the weights of the input pixels it samples (a pixel that samples none is 0, the clip's
+    # edge, and has no Jacobian row to lose).
+    _, adjoint = jax.vjp(lambda x: transform(x, *point), jnp.full_like(templates, 0.5))
+    (seen,) = adjoint(templates)  # Aᵀ of every template
+    weights = jnp.moveaxis(seen.reshape(models, outputs, pixels), 1, 2)  # (S, D, K)
+
+    def chunk(args):
+        x = data.to_float(args[0])
+        out = jnp.einsum("bd,sdk->sbk", x.reshape(x.shape[0], pixels), weights)
+        out = out + jnp.broadcast_to(b[:, None, :], out.shape)
+        return out if reduce is None else reduce(out)
+
+    return _chunked(chunk, (images[None] if images.ndim == 2 else images,), batch_size)
 
 
 def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, points_at_once: int = 1, **_) -> None:

@@ -40,14 +40,17 @@ def test_every_image_is_scored_whatever_the_chunking(n, batch_size):
     np.testing.assert_allclose(one, _numpy_logits(params, 1, x), rtol=1e-4, atol=1e-4)
 
 
-def test_shift_grid_predictions_and_metrics_match_a_loop():
+@pytest.mark.parametrize("linear_transform", [False, True])
+def test_shift_grid_predictions_and_metrics_match_a_loop(linear_transform):
+    """Shifted images scored directly, or (linear_transform) through the templates shifted back: both
+    against numpy's shifted images and float64 logits."""
     params = _models()
     test = mnist().test
     images, labels = test.images[:700], test.labels[:700]
     dxs, dys = transforms.offset_grid(3)
     preds = np.asarray(evaluate.grid_outputs(params, jnp.asarray(images), (dxs, dys), apply=linear.logits,
                                              transform=transforms.translate, reduce=metrics.predict,
-                                             batch_size=300, points_at_once=5))
+                                             batch_size=300, points_at_once=5, linear_transform=linear_transform))
     chex.assert_shape(preds, (49, 2, 700))
     for o in (0, 24, 30):
         x = _np_translate(images.astype(np.float64) / 255, dxs[o], dys[o], "zeros")
@@ -77,13 +80,16 @@ def test_shift_grid_predictions_and_metrics_match_a_loop():
         invariance.index((dxs, dys), (4, 0))
 
 
-def test_a_rotation_grid_runs_through_the_same_sweep():
-    """−30°…30° through `grid_outputs`, raw logits, against scikit-image's warp and numpy."""
+@pytest.mark.parametrize("linear_transform", [False, True])
+def test_a_rotation_grid_runs_through_the_same_sweep(linear_transform):
+    """−30°…30° through `grid_outputs`, raw logits, against scikit-image's warp and numpy; with
+    `linear_transform`, the bilinear map's transpose applied to the templates instead."""
     params = _models()
     images = mnist().test.images[:300]
     angles = np.linspace(-30, 30, 7, dtype=np.float32)
     logits = evaluate.grid_outputs(params, jnp.asarray(images), (angles,), apply=linear.logits,
-                                   transform=transforms.rotate, batch_size=128)
+                                   transform=transforms.rotate, batch_size=128, points_at_once=3,
+                                   linear_transform=linear_transform)
     chex.assert_shape(logits, (7, 2, 300, 10))
     for p in (0, 3, 6):
         x = _skimage_warp(images.astype(np.float64) / 255, _rotation(angles[p]))
@@ -91,6 +97,29 @@ def test_a_rotation_grid_runs_through_the_same_sweep():
             np.testing.assert_allclose(logits[p, s], _numpy_logits(params, s, x), rtol=1e-4, atol=2e-4)
     np.testing.assert_allclose(logits[3, 0], _numpy_logits(params, 0, images.astype(np.float64) / 255),
                                rtol=1e-4, atol=1e-4)  # 0° is the identity
+
+
+def test_templates_moved_by_the_transpose_equal_the_maps_of_every_image():
+    """Engstrom et al.'s rotation × translation grid, a scaling and a pixel permutation: the linear model's
+    logits through the templates equal those of the transformed images to float32 rounding. Only the
+    linear model over a shared grid may ask for it."""
+    params = _models(3)
+    images = jnp.asarray(mnist().test.images[:400])
+    permutation = jax.random.permutation(jax.random.key(1), 784)
+    cases = [(transforms.rotate_translate, transforms.spatial_grid(3.0, 30.0, (3, 3, 5))),
+             (transforms.scale, (np.array([0.5, 0.9, 1.3], np.float32),)),
+             (lambda x, _: transforms.permute_pixels(x, permutation), (np.zeros(2, np.float32),))]
+    for transform, grid in cases:
+        direct, moved = (evaluate.grid_outputs(params, images, jax.device_put(grid), apply=linear.logits,
+                                               transform=transform, batch_size=150, linear_transform=flag)
+                         for flag in (False, True))
+        np.testing.assert_allclose(moved, direct, rtol=1e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="needs apply=linear.logits"):
+        evaluate.grid_outputs(params, images, (jnp.zeros(2),), apply=lambda p, x: linear.logits(p, x),
+                              transform=transforms.rotate, linear_transform=True)
+    with pytest.raises(ValueError, match="per_example=False"):
+        evaluate.grid_outputs(params, images, (jnp.zeros((2, 400)),), apply=linear.logits,
+                              transform=transforms.each(transforms.rotate), per_example=True, linear_transform=True)
 
 
 def test_per_image_parameters_give_the_consistency_draws():
