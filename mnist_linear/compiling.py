@@ -23,16 +23,20 @@ Other backends, and a level set in `XLA_FLAGS` when JAX's backend started, are l
 
 The persistent cache still traces and lowers a program to find it (0.2 s for one epoch of the linear
 model, half of a warm start). So `jit`'s functions also keep their compiled executables (`compile`,
-used by every call): in `executables/` beside JAX's cache, one file per key, the sha256 of the
+used by every call) in `executables/` beside JAX's cache, one file per key: the sha256 of the
 function, its static arguments, the abstract values and shardings of the others, every `jax.config`
-value, `XLA_FLAGS`, the compile options, the devices, the versions of jax, jaxlib, optax, flax and
-chex, and the source of every module of this package. A second process then loads the executable
-without tracing. Static arguments count only when the key can name them: plain values, tuples,
-dataclasses, named tuples, `functools.partial` and module-level functions of this package (named by
-module and qualified name, their source in the key); a lambda, a closure, a method or a function of
-the user's own code sends the call down `jax.jit`'s usual path, as does a traced argument, several
-processes, or the cache turned off. Only our own files are loaded: deserialising an executable can
-run code, so the folder must be the user's own.
+value, `XLA_FLAGS`, the compile options, the devices and their backend's version, the CPU's model and
+instruction sets, the versions of jax, jaxlib, optax, flax and chex, and the source of every module of
+this package as imported. A later process loads the executable without tracing. Only what the key can
+name qualifies: a function of this package at module level, static arguments that are plain values,
+tuples, `functools.partial`s, or this package's dataclasses, named tuples and module-level functions
+(named by module and qualified name, their source in the key). A lambda, a closure, a method or the
+user's own function sends the call down `jax.jit`'s usual path, as does a traced argument, several
+processes, or the cache turned off. Only a program XLA has just compiled is stored (one that JAX's own
+cache gave, or kept in memory from such a load, does not run once serialised again), so a program
+already in JAX's cache is stored once that entry is gone; nothing is stored once the package's files
+have changed since it was imported. Old entries are not pruned (nor are JAX's). Only our own files are
+loaded: deserialising an executable can run code, so the folder must be the user's own.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import importlib.metadata
 import inspect
 import os
 import pickle
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -117,11 +122,13 @@ class _Jitted:
         if self._loaded.get(key) is None:
             self._loaded[key] = _read(key)
         if self._loaded[key] is None:
-            hits = _cache_hits[0]
+            before = dict(_compiles)
             compiled = self.lower(*args, **kwargs).compile()
             # An executable that JAX's cache deserialised serialises into one that cannot run (jaxlib 0.10.2:
-            # "Function wrapped_iota not found"): only one compiled here is stored.
-            self._loaded[key] = compiled if _cache_hits[0] > hits else _write(key, compiled)
+            # "Function wrapped_iota not found"); so does one JAX kept in memory from such a load. Only a
+            # program XLA compiled just now (one request to JAX's cache, no hit) is stored.
+            fresh = _compiles["requests"] == before["requests"] + 1 and _compiles["hits"] == before["hits"]
+            self._loaded[key] = _write(key, compiled) if fresh else compiled
         return self._loaded[key]
 
     def __call__(self, *args, **kwargs):
@@ -139,9 +146,16 @@ class _Jitted:
 
 # ----- the executable store -----
 
-_cache_hits = [0]  # programs JAX's persistent cache has given this process
-jax.monitoring.register_event_listener(
-    lambda event, **_: _cache_hits.__setitem__(0, _cache_hits[0] + (event == "/jax/compilation_cache/cache_hits")))
+_compiles = {"requests": 0, "hits": 0}  # compiles that asked JAX's persistent cache, and those it answered
+_EVENTS = {"/jax/compilation_cache/compile_requests_use_cache": "requests", "/jax/compilation_cache/cache_hits": "hits"}
+
+
+def _count(event: str, **_) -> None:
+    if event in _EVENTS:
+        _compiles[_EVENTS[event]] += 1
+
+
+jax.monitoring.register_event_listener(_count)
 
 
 def _store() -> Path | None:
@@ -156,11 +170,12 @@ def _token(value) -> str | None:
     """A stable text naming a static argument, or None when it has none."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return f"{type(value).__name__}:{value!r}"
+    ours = _ours(type(value).__module__)  # a type's methods may act on the program: only ours, in the source hash
     if isinstance(value, functools.partial):
         fields = {"func": value.func, "args": value.args, "keywords": tuple(sorted(value.keywords.items()))}
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type) and ours:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    elif isinstance(value, tuple) and hasattr(value, "_fields"):
+    elif isinstance(value, tuple) and hasattr(value, "_fields") and ours:
         fields = dict(zip(value._fields, value))
     elif type(value) in (tuple, list):
         fields = dict(enumerate(value))
@@ -176,13 +191,19 @@ def _token(value) -> str | None:
 
 def _function_token(fun) -> str | None:
     """`module.qualname` of a function this package defines at module level (its source is in the key)."""
-    module, name = fun.__module__ or "", fun.__qualname__
-    if module.split(".")[0] != __name__.split(".")[0] or module not in sys.modules:
+    module, name = getattr(fun, "__module__", None) or "", getattr(fun, "__qualname__", "")
+    if not inspect.isfunction(fun) or not _ours(module) or module not in sys.modules:
         return None
     found = sys.modules[module]
     for part in name.split("."):
         found = getattr(found, part, None)
+    while found is not fun and hasattr(found, "__wrapped__"):  # a decorated function (`jit`, `checks.before`)
+        found = found.__wrapped__
     return f"{module}.{name}" if found is fun else None
+
+
+def _ours(module: str) -> bool:
+    return module.split(".")[0] == __name__.split(".")[0]
 
 
 def _signature(leaf) -> str | None:
@@ -193,26 +214,40 @@ def _signature(leaf) -> str | None:
     return f"{jax.typeof(leaf)} {sharding!r} {getattr(leaf, 'committed', None)}"
 
 
+def _source() -> str:
+    """The sha256 of every module of this package as it is on disk now."""
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()
+
+
+_SOURCE = _source()  # as imported (the package's modules load together); `_write` checks it has not changed since
+
+
 @functools.cache
 def _environment() -> str:
-    """What else decides the executable: versions, this package's source (hashed), the devices."""
-    package = Path(__file__).parent
-    source = hashlib.sha256(b"".join(path.read_bytes() for path in sorted(package.glob("*.py")))).hexdigest()
+    """What else decides the executable: this package's source, versions, the devices and their backend,
+    the CPU's model and instruction sets (a cache folder may be shared between machines)."""
     versions = {name: importlib.metadata.version(name) for name in ("jax", "jaxlib", "optax", "flax", "chex")}
     devices = [(d.platform, d.device_kind, d.id) for d in jax.devices()]
-    return repr((source, versions, devices, os.environ.get("XLA_FLAGS", "")))
+    backend = jax.devices()[0].client
+    try:
+        cpu = sorted({line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith(("model name", "flags"))})
+    except OSError:
+        cpu = [platform.processor()]
+    return repr((_SOURCE, versions, devices, backend.platform_version, platform.machine(), cpu,
+                 os.environ.get("XLA_FLAGS", "")))
 
 
 def _key(fun, args, dynamic: dict, static: dict) -> str | None:
-    """The executable's file name, or None when some argument cannot be named (then it is not stored)."""
+    """The executable's file name, or None when the function or some argument cannot be named (then
+    nothing is stored)."""
     statics = {name: _token(value) for name, value in sorted(static.items())}
     leaves, tree = jax.tree.flatten((args, dynamic))
     signatures = [_signature(leaf) for leaf in leaves]
-    if None in statics.values() or None in signatures:
+    if _function_token(fun) is None or None in statics.values() or None in signatures:
         return None
     config = sorted((name, repr(value)) for name, value in jax.config.values.items())
-    text = repr((fun.__module__, fun.__qualname__, statics, str(tree), signatures, config, compiler_options(),
-                 _environment()))
+    text = repr((_function_token(fun), statics, str(tree), signatures, config, compiler_options(), _environment()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -228,6 +263,8 @@ def _write(key: str, compiled: jax.stages.Compiled) -> jax.stages.Compiled:
     """Stores `compiled` under `key` (a temporary file renamed into place: never half a file); returns it.
     A program that cannot be serialised or written still runs."""
     folder = _store()
+    if _source() != _SOURCE:  # edited since it was imported: this program may be the old code's
+        return compiled
     try:
         payload = pickle.dumps(serialize_executable.serialize(compiled))
         folder.mkdir(parents=True, exist_ok=True)

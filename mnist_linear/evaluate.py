@@ -124,19 +124,22 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
     cannot be: check them first (`transforms.check_offsets`, say).
 
     linear_transform: the caller's word that `transform` is linear in the pixels of images in [0, 1] at
-    every point (every shift, pixel permutation and bilinear map in `transforms` is, with zero fill;
-    `warp`'s clip to [0, 1] then changes nothing), for `apply=linear.logits`. Each point's map A then moves onto the templates: the logits of A x are
-    x · (Aᵀ W) + b, so only the S·K templates are mapped (by Aᵀ, the map's vector-Jacobian product)
-    and the S models at G points take one GEMM of each chunk of untransformed images. Equal to the
-    direct path to float32 rounding (`tests/test_evaluate.py`). Raises ValueError for another model or
-    a per-image grid.
+    every point: it samples at places that do not depend on the image (every shift, pixel permutation,
+    resize and affine map in `transforms`, zero or wrapped fill; `warp`'s clip to [0, 1] then changes
+    nothing; not `centre` or `deskew`, which move each image by its own moments), for
+    `apply=linear.logits`. Each point's map A then moves onto the templates: the logits of A x are
+    x · (Aᵀ W) + b, so only the S·K templates are mapped (by Aᵀ, the map's vector-Jacobian product) and
+    the S models at G points take one GEMM of each chunk of untransformed images. Equal to the direct
+    path to float32 rounding (`tests/test_evaluate.py`). Raises ValueError for another model, a per-image
+    grid, or a transform whose output does not have the model's pixel count.
     """
     num_points = jax.tree.leaves(grid)[0].shape[0]
-    at = functools.partial(_seed_outputs, sharding.split_models(params), images, apply=apply, transform=transform,
-                           reduce=reduce, batch_size=batch_size, per_example=per_example)
     if linear_transform:
         at = functools.partial(_through_templates, sharding.split_models(params), images, transform=transform,
                                reduce=reduce, batch_size=batch_size)
+    else:
+        at = functools.partial(_seed_outputs, sharding.split_models(params), images, apply=apply, transform=transform,
+                               reduce=reduce, batch_size=batch_size, per_example=per_example)
     return sharding.cut(jax.lax.map(at, tuple(grid), batch_size=points_at_once or num_points), _num_models(params),
                         axis=1)
 
@@ -146,21 +149,27 @@ def _through_templates(params, images, point, *, transform, reduce, batch_size):
     templates (A linear in the pixels): x · (Aᵀ W) + b."""
     w, b = params["w"], params["b"]  # (S, D, K), (S, K)
     (models, pixels, outputs), side = w.shape, math.isqrt(w.shape[1])
-    templates = jnp.moveaxis(w, -1, 1).reshape(models * outputs, side, side)  # one image per model and output
+    images = images[None] if images.ndim == 2 else images
     # The Jacobian at mid-grey images, where `transforms.warp`'s clip to [0, 1] is inactive: each output
     # pixel reads 0.5 × the weights of the input pixels it samples (a pixel that samples none is 0, the clip's
     # edge, and has no Jacobian row to lose).
-    _, adjoint = jax.vjp(lambda x: transform(x, *point), jnp.full_like(templates, 0.5))
-    (seen,) = adjoint(templates)  # Aᵀ of every template
-    weights = jnp.moveaxis(seen.reshape(models, outputs, pixels), 1, 2)  # (S, D, K)
+    grey = jnp.full((models * outputs, *images.shape[1:]), 0.5, jnp.float32)
+    seen_shape = jax.eval_shape(lambda x: transform(x, *point), grey).shape
+    if seen_shape[1:] != (side, side) or side * side != pixels:
+        raise ValueError(f"The transform maps images {tuple(images.shape[1:])} to {tuple(seen_shape[1:])}, but the "
+                         f"linear model takes {pixels} pixels: give it images that the transform maps to its size.")
+    _, adjoint = jax.vjp(lambda x: transform(x, *point), grey)
+    templates = jnp.moveaxis(w, -1, 1).reshape(models * outputs, side, side)  # one image per model and output
+    (seen,) = adjoint(templates)  # Aᵀ of every template, (S·K, H, W) in the images' own size
+    weights = jnp.moveaxis(seen.reshape(models, outputs, -1), 1, 2)  # (S, H·W, K)
 
     def chunk(args):
         x = data.to_float(args[0])
-        out = jnp.einsum("bd,sdk->sbk", x.reshape(x.shape[0], pixels), weights)
+        out = jnp.einsum("bd,sdk->sbk", x.reshape(x.shape[0], -1), weights)
         out = out + jnp.broadcast_to(b[:, None, :], out.shape)
         return out if reduce is None else reduce(out)
 
-    return _chunked(chunk, (images[None] if images.ndim == 2 else images,), batch_size)
+    return _chunked(chunk, (images,), batch_size)
 
 
 def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, points_at_once: int = 1, **_) -> None:

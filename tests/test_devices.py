@@ -126,8 +126,17 @@ def test_a_second_process_runs_the_stored_executable_without_tracing(tmp_path):
         counts.append(out.stdout.split())
     assert counts == [["1", "0", "1", "1"], ["0", "0", "0", "1"]]
     np.testing.assert_array_equal(np.load(tmp_path / "second.npy"), np.load(tmp_path / "first.npy"))
-    stored = list((tmp_path / "cache" / "executables").iterdir())
+    store = tmp_path / "cache" / "executables"
+    stored = list(store.iterdir())
     assert len(stored) == 2 and not any(p.name.startswith(".") for p in stored)  # no temporary file left
+    # Emptied, with JAX's cache still full: those programs come from JAX's cache, and are not stored again.
+    for path in stored:
+        path.unlink()
+    out = subprocess.run([sys.executable, "-c", _STORE_PROCESS, str(tmp_path / "third")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["1", "0", "1", "1"] and not list(store.iterdir())
+    np.testing.assert_array_equal(np.load(tmp_path / "third.npy"), np.load(tmp_path / "first.npy"))
 
 
 def _module_level(x):
@@ -150,8 +159,14 @@ def test_only_what_a_key_can_name_is_stored(tmp_path, monkeypatch):
     for unnamed in (lambda x: x, closure, _module_level, np.mean, train.TrainConfig().__post_init__, object()):
         assert compiling._token(unnamed) is None, unnamed
     args, static = (jnp.ones(3),), {"model": models.LINEAR}
-    assert compiling._key(train.train, args, {}, static) == compiling._key(train.train, (jnp.zeros(3),), {}, static)
-    assert compiling._key(train.train, (jnp.ones(4),), {}, static) != compiling._key(train.train, args, {}, static)
+    key = compiling._key(train.train, args, {}, static)
+    assert key == compiling._key(train.train, (jnp.zeros(3),), {}, static)  # values are not in the key
+    assert key != compiling._key(train.train, (jnp.ones(4),), {}, static)
+    assert key != compiling._key(train.train, (jnp.ones(3, jnp.int32),), {}, static)
+    assert compiling._key(train.train, args, {}, {"model": models.get("linear", outputs=3)}) is None  # a lambda
+    with jax.numpy_rank_promotion("raise" if jax.config.jax_numpy_rank_promotion != "raise" else "allow"):
+        assert compiling._key(train.train, args, {}, static) != key  # a JAX setting that changes the trace
+    assert compiling._key(lambda x: x, args, {}, static) is None  # the jitted function itself must be named
     jax.jit(lambda x: assert_none(compiling._key(train.train, (x,), {}, static)))(jnp.ones(3))
     monkeypatch.setattr(compiling, "_store", lambda: tmp_path)
     (tmp_path / "torn").write_bytes(b"half a file")

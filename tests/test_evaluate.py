@@ -1,5 +1,7 @@
 """The one evaluation path and the invariance metrics, against numpy loops on real test digits."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -108,12 +110,23 @@ def test_templates_moved_by_the_transpose_equal_the_maps_of_every_image():
     permutation = jax.random.permutation(jax.random.key(1), 784)
     cases = [(transforms.rotate_translate, transforms.spatial_grid(3.0, 30.0, (3, 3, 5))),
              (transforms.scale, (np.array([0.5, 0.9, 1.3], np.float32),)),
-             (lambda x, _: transforms.permute_pixels(x, permutation), (np.zeros(2, np.float32),))]
+             (lambda x, _: transforms.permute_pixels(x, permutation), (np.zeros(2, np.float32),)),
+             (functools.partial(transforms.translate, fill="wrap"), transforms.offset_grid(2))]
     for transform, grid in cases:
         direct, moved = (evaluate.grid_outputs(params, images, jax.device_put(grid), apply=linear.logits,
                                                transform=transform, batch_size=150, linear_transform=flag)
                          for flag in (False, True))
         np.testing.assert_allclose(moved, direct, rtol=1e-5, atol=2e-5)
+    one = evaluate.grid_outputs(params, images[7], jax.device_put(grid), apply=linear.logits, transform=transform,
+                                linear_transform=True)  # a single (H, W) image is N = 1
+    np.testing.assert_allclose(one[:, :, 0], moved[:, :, 7], rtol=1e-5, atol=2e-5)
+    larger = jax.vmap(lambda k: linear.init(k, num_pixels=56 * 56, scale=0.05))(jax.random.split(jax.random.key(2), 2))
+    upsampled = [evaluate.grid_outputs(larger, images, (jnp.zeros(1),), apply=linear.logits, linear_transform=flag,
+                                       transform=lambda x, _: transforms.resize(x, 2)) for flag in (False, True)]
+    np.testing.assert_allclose(upsampled[1], upsampled[0], rtol=1e-5, atol=2e-5)  # a map to another size
+    with pytest.raises(ValueError, match="takes 784 pixels"):
+        evaluate.grid_outputs(params, images, (jnp.zeros(2),), apply=linear.logits, linear_transform=True,
+                              transform=lambda x, _: transforms.resize(x, 2))  # 56 × 56 images for a 28 × 28 model
     with pytest.raises(ValueError, match="needs apply=linear.logits"):
         evaluate.grid_outputs(params, images, (jnp.zeros(2),), apply=lambda p, x: linear.logits(p, x),
                               transform=transforms.rotate, linear_transform=True)
