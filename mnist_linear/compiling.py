@@ -262,7 +262,7 @@ def _read(key: str) -> jax.stages.Compiled | None:
 def _write(key: str, compiled: jax.stages.Compiled) -> jax.stages.Compiled:
     """Stores `compiled` under `key` (a temporary file renamed into place: never half a file); returns it.
     A program that cannot be serialised or written still runs."""
-    folder = _store()
+    folder, temporary = _store(), None
     if _source() != _SOURCE:  # edited since it was imported: this program may be the old code's
         return compiled
     try:
@@ -273,7 +273,7 @@ def _write(key: str, compiled: jax.stages.Compiled) -> jax.stages.Compiled:
             f.write(payload)
         os.replace(temporary, folder / key)
     except Exception:  # noqa: BLE001  -- not stored, nothing else lost
-        if "temporary" in locals():
+        if temporary is not None:
             temporary.unlink(missing_ok=True)
     return compiled
 
