@@ -7,11 +7,11 @@ Run:
     python -m experiments.spatial --out /tmp/quick --preset quick        # about a minute, as the tests run it
     python -m experiments.spatial --out results/spatial-gpu --preset gpu # more seeds, epochs, larger CNN
 
-Runtime (measured, 2 CPU cores, AMD EPYC, by `experiments.reproduce`): cpu 524 s on MNIST and 575 s
-on Fashion-MNIST (measured before the preprocessed training images were mapped once), wall clock
-(12 models; on MNIST, training takes 244 s of it, the MNIST-C points, corners and 10 random draws
-221 s and the exhaustive grid on the first 1,000 test images 47 s: a survivor must be scored at all
-775 points, so the grid on all 10,000, the gpu preset's, costs ten times that); quick 103 s from
+Runtime (measured, 2 CPU cores, AMD EPYC, by `experiments.reproduce`): cpu 524 s on MNIST and 546 s
+on Fashion-MNIST, wall clock (12 models; on MNIST, training takes 244 s of it, the MNIST-C points,
+corners and 10 random draws 221 s and the exhaustive grid on the first 1,000 test images 47 s: a
+survivor must be scored at all 775 points, so the grid on all 10,000, the gpu preset's, costs ten
+times that); quick 103 s from
 an empty compilation cache and 39 s with it filled, measured before the pooled convolutions while
 the cpu preset ran beside it. The gpu preset has not been run.
 Expected (MNIST, cpu preset, all 10,000 test images, the grid on the first 1,000): the linear model
