@@ -26,9 +26,9 @@ Apply = Callable[[Params, jax.Array], jax.Array]  # params, float images (B, H, 
 compiling.enable_cache()
 
 
-def _chunked(fn, arrays: tuple, batch_size: int):
-    """`fn` over chunks of B along the leading axis N of `arrays`; fn's outputs `(S, B, ...)` are
-    joined back to `(S, N, ...)`."""
+def chunked(fn, arrays: tuple, batch_size: int):
+    """Inside a program: `fn` over chunks of B = `batch_size` along the leading axis N of `arrays` (the
+    last chunk padded with zeros, then cut); fn's outputs `(S, B, ...)` are joined back to `(S, N, ...)`."""
     num = arrays[0].shape[0]
     chunks = -(-num // batch_size)
     pad = chunks * batch_size - num
@@ -81,7 +81,7 @@ def _seed_outputs(params, images, point, *, apply, transform, reduce, batch_size
         out = jax.vmap(lambda p: apply(p, x))(params)  # one transformed chunk, every model
         return out if reduce is None else reduce(out)
 
-    return _chunked(chunk, (images, *(point if per_example else ())), batch_size)
+    return chunked(chunk, (images, *(point if per_example else ())), batch_size)
 
 
 @checks.before(_check)
@@ -169,7 +169,7 @@ def _through_templates(params, images, point, *, transform, reduce, batch_size):
         out = out + jnp.broadcast_to(b[:, None, :], out.shape)
         return out if reduce is None else reduce(out)
 
-    return _chunked(chunk, (images,), batch_size)
+    return chunked(chunk, (images,), batch_size)
 
 
 def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, points_at_once: int = 1, **_) -> None:

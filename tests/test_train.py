@@ -247,3 +247,5 @@ def test_training_on_images_mapped_once_is_training_the_preprocessed_model():
                                  model=models.preprocessed(models.LINEAR, transforms.deskew), **kwargs)
     np.testing.assert_allclose(np.asarray(once["w"]), np.asarray(every["w"]), atol=1e-5)
     assert np.abs(np.asarray(once["w"])).max() > 1e-2  # trained, not still at the initialisation
+    with pytest.raises(ValueError, match="batch_size must be an int"):
+        experiment.preprocess(placed, transforms.deskew, batch_size=0)
