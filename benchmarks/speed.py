@@ -288,8 +288,59 @@ def worker_grid(model_name: str, seeds: int, points: int, linear_transform: bool
     jax.block_until_ready(program(params, images, grid))
     seconds = time.perf_counter() - start
     flops = _model_flops(model, params) * seeds * points * len(images)
+    # One step of the evaluation's loop: points_at_once points of one chunk, through every model.
+    at_once, chunk = settings.get("points_at_once", points), settings["batch_size"]
+    step = jnp.zeros((at_once, chunk, *images.shape[1:]), jnp.float32)
+    if linear_transform:  # the templates moved, the images as they are: one product for every point and model
+        one_step = lambda params, x: jnp.einsum("bd,psdk->psbk", x[0].reshape(chunk, -1),  # noqa: E731
+                                                jnp.broadcast_to(params["w"], (at_once, *params["w"].shape)))
+    else:
+        one_step = lambda params, x: jax.vmap(lambda x: jax.vmap(lambda p: model.logits(p, x))(params))(x)  # noqa: E731
+    steps = -(-points // at_once) * -(-len(images) // chunk)
+    products_s = _products_seconds(jax.make_jaxpr(one_step)(params, step).jaxpr) * steps
     return {"evaluations_per_s": seeds * points * len(images) / seconds, "model_flops_per_s": flops / seconds,
+            "products_share": products_s / seconds,
             "params": int(sum(np.prod(p.shape[1:]) for p in jax.tree.leaves(params)))}
+
+
+def _products_seconds(jaxpr, count: int = 64) -> float:
+    """Seconds one run of `jaxpr` spends in its matrix products alone: every `dot_general` in it (nested ones
+    included) at its own shapes, on random operands, `count` times in one program, per run. The bound a
+    model's GEMM shapes set on this machine, whatever else it does."""
+    import jax
+
+    dots = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                dots.append(eqn)
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if hasattr(sub, "eqns"):
+                        walk(sub)
+                    elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
+                        walk(sub.jaxpr)
+
+    walk(jaxpr)
+    key = jax.random.key(0)
+    # A fresh left operand for each of the `count` repetitions, so that nothing is hoisted out of the loop.
+    lhs = [jax.random.normal(key, (count, *e.invars[0].aval.shape)) for e in dots]
+    rhs = [jax.random.normal(key, e.invars[1].aval.shape) for e in dots]
+
+    def products(lhs, rhs):
+        # Each product written out whole, as the model writes it (the barrier keeps XLA from folding the sum in).
+        def once(a):
+            return [jax.lax.optimization_barrier(jax.lax.dot_general(x, y, e.params["dimension_numbers"])).sum()
+                    for x, y, e in zip(a, rhs, dots)]
+
+        return jax.lax.map(once, lhs)
+
+    compiled = jax.jit(products).lower(lhs, rhs).compile()
+    jax.block_until_ready(compiled(lhs, rhs))
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(lhs, rhs))
+    return (time.perf_counter() - start) / count
 
 
 def _model_flops(model, params) -> float:
@@ -434,11 +485,16 @@ def make_tables(results: dict, machine_name: str) -> list:
     out.append(tables.Table(
         caption=f"The grid evaluation (`evaluate.grid_outputs`, rotation and translation, bilinear), median of "
                 f"{len(next(iter(results['grid'].values())))} fresh processes on {machine_name}.",
-        header=("model", "models × transformed images per second", "model GFLOP/s", "share of the best GEMM rate"),
+        header=("model", "models × transformed images per second", "model GFLOP/s", "share of the best GEMM rate",
+                "its products alone, share of its time"),
         rows=tuple((model, f"{_median(runs, 'evaluations_per_s'):,.0f}",
                     f"{_median(runs, 'model_flops_per_s') / 1e9:.1f}",
-                    f"{_median(runs, 'model_flops_per_s') / peak:.0%}") for model, runs in results["grid"].items()),
+                    f"{_median(runs, 'model_flops_per_s') / peak:.0%}", f"{_median(runs, 'products_share'):.0%}")
+                   for model, runs in results["grid"].items()),
         notes=("Model FLOPs as XLA counts one forward pass; the warp of each image is work on top of them. "
+               "The last column is the time the evaluation's matrix products take alone (every `dot_general` of "
+               "one step, at its own shapes, on random operands, times the steps) over the time taken: the bound "
+               "the model's GEMM shapes set, whatever else it does (im2col, pooling, the warp). "
                "With `linear_transform=True` the images are not warped: each point's bilinear map moves onto the "
                "linear model's templates (logits of A x = x · (Aᵀ W) + b), and every point and model is one GEMM "
                "with the images as they are. "
