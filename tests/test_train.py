@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from realdata import mnist
 
-from mnist_linear import data, evaluate, linear, metrics, models, tasks, train, transforms, tuning
+from mnist_linear import data, evaluate, experiment, linear, metrics, models, tasks, train, transforms, tuning
 
 LINEAR = models.LINEAR
 CONFIG = train.TrainConfig(epochs=2, batch_size=100)
@@ -158,6 +158,18 @@ def test_same_seed_same_numbers():
     a, _ = _train_one(jax.random.key(3), images, labels, HPARAMS)
     b, _ = _train_one(jax.random.key(3), images, labels, HPARAMS)
     chex.assert_trees_all_equal(a, b)
+
+
+def test_seed_keys_are_jax_random_split_bit_for_bit():
+    """`experiment.seed_keys` is one compiled program: the keys eager `split(key(seed), count)` gives."""
+    for seed, count in ((0, 1), (0, 5), (7, 3), (2**31 - 1, 2), (-3, 2)):
+        want = jax.random.key_data(jax.random.split(jax.random.key(seed), count))
+        np.testing.assert_array_equal(jax.random.key_data(experiment.seed_keys(seed, count)), want)
+    np.testing.assert_array_equal(jax.random.key_data(experiment.seed_keys(0, 5))[:2],
+                                  jax.random.key_data(experiment.seed_keys(0, 2)))  # model s keeps key s
+    for seed, count in ((0, 0), (0.5, 2), (0, 2.0), (True, 2)):
+        with pytest.raises(ValueError, match="must be an int"):
+            experiment.seed_keys(seed, count)
 
 
 def test_divergence_is_reported_not_hidden():
