@@ -6,8 +6,9 @@ Run:
     python -m experiments.reproduce --preset gpu --out results                         # results/*-gpu (a GPU)
 
 Runtime (2 CPU cores, AMD EPYC, measured; each report's summary.md, included in README): quick 2.7 to 3.1 min
-from an empty compilation cache; cpu 30.0 min of wall clock on MNIST (one invocation, every run; the
-spatial experiment 10.5 min of it), and on Fashion-MNIST the runs' programs alone about half an hour. Expected: the numbers of each experiment's docstring.
+from an empty compilation cache (7.0 min on 2 cores of an Intel Xeon); cpu 27.2 min of wall clock on MNIST
+(its programs 25.9 min), and on Fashion-MNIST the runs' programs 30.9 min. Expected: the numbers of each
+experiment's docstring.
 
 The folders are `<experiment>` on MNIST, `<experiment>-fashion` on Fashion-MNIST, with `-gpu`
 appended for the gpu preset, plus `baseline-bf16` (the baseline with bfloat16 products). REPORT.md
