@@ -87,6 +87,13 @@ def targets(y, num_targets: int, num_examples: int | None = None, name: str = "t
         raise ValueError(f"{name} hold {int((~np.isfinite(values)).sum())} inf or nan values.")
 
 
+def integer(value, name: str, least: int | None = 1) -> None:
+    """Raises ValueError unless `value` is an int (Python or NumPy, not a bool), ≥ `least` unless that is None."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+            or least is not None and value < least):
+        raise ValueError(f"{name} must be an int{'' if least is None else f' ≥ {least}'}, got {value!r}.")
+
+
 def keys(k, name: str = "keys") -> int:
     """Raises TypeError unless `k` holds S ≥ 1 PRNG keys: typed `(S,)` (`jax.random.key`) or legacy
     uint32 `(S, 2)` (`jax.random.PRNGKey`); returns S."""

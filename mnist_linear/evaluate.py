@@ -64,9 +64,8 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
                    or per_example and any(s[:2] != want for s in shapes)):
         raise ValueError(f"grid arrays must share their length P ≥ 1{' and be (P, N)' if per_example else ''}; "
                          f"got shapes {shapes}.")
-    for name, value in (("batch_size", batch_size), ("points_at_once", points_at_once or 1)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int ≥ 1, got {value!r}.")
+    checks.integer(batch_size, "batch_size")
+    checks.integer(points_at_once or 1, "points_at_once")
 
 
 def _seed_outputs(params, images, point, *, apply, transform, reduce, batch_size, per_example):
@@ -178,8 +177,7 @@ def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, p
     _check(params, images, grid, batch_size=batch_size)
     if len(images.shape) != 3:
         raise ValueError(f"images must be (N, H, W), got shape {tuple(images.shape)}; one image: images[None].")
-    if not isinstance(points_at_once, (int, np.integer)) or points_at_once < 1:
-        raise ValueError(f"points_at_once must be an int ≥ 1, got {points_at_once!r}.")
+    checks.integer(points_at_once, "points_at_once")
     if not grid or any(len(np.shape(g)) != 1 for g in grid):
         raise ValueError(f"grid arrays must be (P,) each, one value per point (the same for every image); got "
                          f"shapes {[np.shape(g) for g in grid]}.")

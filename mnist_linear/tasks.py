@@ -97,8 +97,7 @@ def regression(name: str, num_targets: int, targets: Callable[[data.Split], np.n
     targets: `data.Split -> float (N, num_targets)`; by default the split's own `targets`.
     Raises ValueError unless num_targets ≥ 1.
     """
-    if not isinstance(num_targets, int) or num_targets < 1:
-        raise ValueError(f"num_targets must be an int ≥ 1, got {num_targets!r}.")
+    checks.integer(num_targets, "num_targets")
 
     def check_targets(y, num_examples=None) -> None:
         checks.targets(y, num_targets, num_examples)

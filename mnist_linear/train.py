@@ -75,9 +75,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int ≥ 1, got {value!r}.")
+            checks.integer(getattr(self, name), name)
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.schedule not in ("cosine", "constant"):
