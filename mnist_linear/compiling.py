@@ -27,10 +27,11 @@ used by every call) in `executables/` beside JAX's cache, one file per key: the 
 function, its static arguments, the abstract values and shardings of the others, every `jax.config`
 value, `XLA_FLAGS`, the compile options, the devices and their backend's version, the CPU's model and
 instruction sets, the versions of jax, jaxlib, optax, flax and chex, and the source of every module of
-this package as imported. A later process loads the executable without tracing. Only what the key can
-name qualifies: a function of this package at module level, static arguments that are plain values,
-tuples, `functools.partial`s, or this package's dataclasses, named tuples and module-level functions
-(named by module and qualified name, their source in the key). A lambda, a closure, a method or the
+this package as imported. A later process loads the executable onto the devices it was compiled for
+(one of eight, or all eight) without tracing. Only what the key can name qualifies: a function of this
+package at module level, static arguments that are plain values, tuples, `functools.partial`s, or
+this package's dataclasses, named tuples and module-level functions (named by module and qualified
+name, their source in the key). A lambda, a closure, a method or the
 user's own function sends the call down `jax.jit`'s usual path, as does a traced argument, several
 processes, or the cache turned off. Only a program XLA has just compiled is stored (one that JAX's own
 cache gave, or kept in memory from such a load, does not run once serialised again), so a program
@@ -254,7 +255,12 @@ def _key(fun, args, dynamic: dict, static: dict) -> str | None:
 def _read(key: str) -> jax.stages.Compiled | None:
     """The stored executable, or None when absent or unreadable (a torn or foreign file is compiled again)."""
     try:
-        return serialize_executable.deserialize_and_load(*pickle.loads((_store() / key).read_bytes()))
+        device_ids, serialized = pickle.loads((_store() / key).read_bytes())
+        # Its own devices, not all of them: by default a program for one device, loaded where there are
+        # several, expects an argument on each (jaxlib 0.10.2: "Attempted to execute with 8 argument lists").
+        devices = {d.id: d for d in jax.local_devices()}
+        return serialize_executable.deserialize_and_load(*serialized,
+                                                         execution_devices=[devices[i] for i in device_ids])
     except Exception:  # noqa: BLE001  -- missing, truncated, or from another build: compile it again
         return None
 
@@ -266,7 +272,8 @@ def _write(key: str, compiled: jax.stages.Compiled) -> jax.stages.Compiled:
     if _source() != _SOURCE:  # edited since it was imported: this program may be the old code's
         return compiled
     try:
-        payload = pickle.dumps(serialize_executable.serialize(compiled))
+        device_ids = [d.id for d in compiled.runtime_executable().local_devices()]
+        payload = pickle.dumps((device_ids, serialize_executable.serialize(compiled)))
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".", delete=False) as f:
             temporary = Path(f.name)

@@ -139,6 +139,48 @@ def test_a_second_process_runs_the_stored_executable_without_tracing(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "third.npy"), np.load(tmp_path / "first.npy"))
 
 
+_EIGHT_DEVICES_PROCESS = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from realdata import mnist
+from mnist_linear import compiling, experiment, models, tasks, train
+
+split = mnist().train
+images, labels = jnp.asarray(split.images[:500]), jnp.asarray(split.labels[:500])
+hparams = train.Hyperparams(jnp.float32(0.1), jnp.float32(0.0))
+traced = []
+original = train.train
+train.train = lambda *a, **k: traced.append(1) or original(*a, **k)  # counts the traces of train_seeds' body
+before = compiling._compiles["requests"]
+keys = experiment.seed_keys(0, 8)  # a program without arguments, on one device
+compiled = compiling._compiles["requests"] - before
+params, _ = train.train_seeds(keys, images, labels, hparams, model=models.LINEAR, task=tasks.CLASSIFICATION,
+                              config=train.TrainConfig(epochs=1))  # the models split over the eight
+assert len(keys.sharding.device_set) == 1 and len(params["w"].sharding.device_set) == 8
+np.savez(sys.argv[1], keys=jax.random.key_data(keys), w=params["w"])
+print(compiled, len(traced))
+"""
+
+
+def test_stored_executables_load_on_their_own_devices_among_eight(tmp_path):
+    """With 8 devices, a stored program for one device (`seed_keys`) runs on that device (loaded onto all
+    eight, it expected an argument on each) and one split over the eight (`train_seeds`) runs over them:
+    the second process neither compiles nor traces them, and gives the same numbers bit for bit."""
+    env = {**os.environ, "MNIST_LINEAR_COMPILATION_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8".strip(),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])}
+    compiled = []
+    for name in ("first", "second"):
+        out = subprocess.run([sys.executable, "-c", _EIGHT_DEVICES_PROCESS, str(tmp_path / f"{name}.npz")],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        compiled.append(out.stdout.split())
+    assert compiled == [["1", "1"], ["0", "0"]]  # (seed_keys compiled, train_seeds traced) in each process
+    with np.load(tmp_path / "first.npz") as first, np.load(tmp_path / "second.npz") as second:
+        for name in ("keys", "w"):
+            np.testing.assert_array_equal(second[name], first[name], err_msg=name)
+
+
 def _module_level(x):
     return x
 
