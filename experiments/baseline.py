@@ -46,7 +46,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     """The baseline table, from the contents of results.json alone."""
     config, summary, timing, records = written["config"], written["summary"], written["timing"], written["records"]
     accuracy = results.per_seed(records, "test_accuracy")
-    kept = f"{len(accuracy)} seeds" + (f", {len(records) - len(accuracy)} failed" if len(accuracy) < len(records) else "")
+    failed = len(records) - len(accuracy)
+    kept = tables.counted(len(accuracy), "seed") + (f", {failed} failed" if failed else "")
     interval = tables.interval(stats.summarize(accuracy)) if len(accuracy) else "—"
     return [tables.Table(
         caption=f"Linear softmax on {config['dataset']}: all {summary['test_examples']:,} test images, "
@@ -76,7 +77,8 @@ def reading(written: dict) -> list[str]:
     config, records = written["config"], written["records"]
     accuracy = results.per_seed(records, "test_accuracy")
     if not len(accuracy):
-        return [f"Every run of the linear softmax on {config['dataset']} failed ({len(records)} seeds), so there is "
+        return [f"Every run of the linear softmax on {config['dataset']} failed "
+                f"({tables.counted(len(records), 'seed')}), so there is "
                 "no test accuracy to report; the table's note says why."]
     bf16 = ", products in bfloat16" if config.get("compute_dtype", "float32") != "float32" else ""
     out = [f"Tuned on validation and trained on {written['summary']['train_examples']:,} images, the linear softmax "

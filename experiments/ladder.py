@@ -161,11 +161,12 @@ def make_tables(written: dict) -> list[tables.Table]:
     return [
         tables.Table(
             caption=f"The ladder on {config['dataset']}: test accuracy (%) over all 10,000 test images, "
-                    f"mean ± std over {config['seeds']} seeds.",
+                    f"mean ± std over {tables.counted(config['seeds'], 'seed')}.",
             header=("model", "parameters", "test accuracy (%)", "95% CI (%)", "train time per seed",
                     f"beats the previous step (Welch's t-test, α = {config['alpha']})"),
             rows=tuple(rows),
-            notes=(f"{config['epochs']} epochs of SGD (momentum {config['momentum']}, batch {config['batch_size']}, "
+            notes=(f"{tables.counted(config['epochs'], 'epoch')} of SGD (momentum {config['momentum']}, "
+                   f"batch {config['batch_size']}, "
                    f"{config['schedule']}). {tables.recipe_note(written['linear_recipe'], config)}; "
                    f"the others: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
                    f"Larger CNN: widths {tuple(config['large_widths'])}, dense {config['large_hidden']}. "
@@ -174,7 +175,8 @@ def make_tables(written: dict) -> list[tables.Table]:
                    *(["† Reported in the literature (accuracy = 100 − error), not run here."] if literature else []))),
         tables.Table(
             caption=f"The antipattern: trained on only {config['small_data_examples']} images "
-                    f"({config['small_data_epochs']} epochs), accuracy (%), mean ± std over {config['seeds']} seeds.",
+                    f"({tables.counted(config['small_data_epochs'], 'epoch')}), accuracy (%), mean ± std over "
+                    f"{tables.counted(config['seeds'], 'seed')}.",
             header=("model", "seeds kept", "train accuracy", "test accuracy", "gap (train − test)"),
             rows=tuple(small_rows),
             notes=("A seed is left out when its run failed; its record stays in results.json. "
@@ -191,8 +193,8 @@ def reading(written: dict) -> list[str]:
     names = list(dict.fromkeys(r["model"] for r in ladder))
     lost = len(results.failed(ladder))
     accuracy = {n: results.per_seed(ladder, "test_accuracy", model=n) for n in names}
-    out = [f"Test accuracy over {config['seeds']} seeds" + (f" ({lost} failed run{'s' * (lost > 1)} left out)" if lost
-                                                            else "") + ": "
+    left_out = f" ({tables.counted(lost, 'failed run')} left out)" if lost else ""
+    out = [f"Test accuracy over {tables.counted(config['seeds'], 'seed')}{left_out}: "
            + tables.listed(f"{tables.TITLES[n]} {tables.stated(a)}" for n, a in accuracy.items() if len(a)) + "."
            ] if any(len(a) for a in accuracy.values()) else []
     steps = significance(written)
@@ -232,7 +234,7 @@ def write_figures(written: dict, out) -> None:
     plots.points([tables.TITLES[n] for n in names],
                  [100 * results.per_seed(ladder, "test_accuracy", model=n) for n in names],  # failed runs left out
                  out / "ladder.png", y_label="test accuracy (%)",
-                 title=f"The ladder: one point per seed ({written['config']['seeds']} seeds)")
+                 title=f"The ladder: one point per seed ({tables.counted(written['config']['seeds'], 'seed')})")
 
 
 if __name__ == "__main__":

@@ -145,11 +145,11 @@ def make_tables(written: dict) -> list[tables.Table]:
     return [tables.Table(
         caption=f"Locality on {config['dataset']}: test accuracy (%) on original and pixel-permuted images (one fixed "
                 "permutation), "
-                f"mean ± std over {config['seeds']} seeds.",
+                f"mean ± std over {tables.counted(config['seeds'], 'seed')}.",
         header=("model", "original", "permuted", "change (pts)", "how close"),
         rows=tuple(rows),
-        notes=(f"{config['epochs']} epochs; the permuted linear model and MLP start from the original "
-               "initialisation with first-layer rows permuted like the pixels, so only float summation order "
+        notes=(f"{tables.counted(config['epochs'], 'epoch')}; the permuted linear model and MLP start from the "
+               "original initialisation with first-layer rows permuted like the pixels, so only float summation order "
                f"differs. {tables.recipe_note(written['linear_recipe'], config)}; the others: rate "
                f"{config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}. "
                f"{tables.failure_note(records, _run_title)}"

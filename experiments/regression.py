@@ -224,11 +224,11 @@ def make_tables(written: dict) -> list[tables.Table]:
     problems = "; ".join(described[name] for name in config["problems"])
     score_table = tables.Table(
         caption=f"Regression on {config['dataset']}: {summary['test_examples']:,} test images, mean ± std over "
-                f"{config['seeds']} seeds, in each target's units.",
+                f"{tables.counted(config['seeds'], 'seed')}, in each target's units.",
         header=("problem", "target (units)", "model", "MAE", "RMSE", "R²"),
         rows=tuple(rows),
         notes=(f"Trained on {summary['train_examples']:,} images with standardised targets (mean and std over all "
-               f"of them, the validation rows included), {config['epochs']} epochs of SGD (momentum "
+               f"of them, the validation rows included), {tables.counted(config['epochs'], 'epoch')} of SGD (momentum "
                f"{config['momentum']}, batch {config['batch_size']}, {config['schedule']} schedule), loss MSE. The "
                f"linear regressor's rate and decay were tuned on the last {config['num_validation']:,} training "
                f"images over rates {tuple(config['learning_rates'])} × decays {tuple(config['weight_decays'])} "

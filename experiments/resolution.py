@@ -114,7 +114,7 @@ def make_tables(written: dict) -> list[tables.Table]:
         for s, lp, la, cp, ca in zip(sizes, linear_params, linear_acc, cnn_params, cnn_acc))
     return [tables.Table(
         caption=f"Parameters grow with resolution for the linear model, not for a CNN with global pooling: "
-                f"test accuracy (%), mean ± std over {config['seeds']} seeds.",
+                f"test accuracy (%), mean ± std over {tables.counted(config['seeds'], 'seed')}.",
         header=("image", "linear: parameters", "linear: accuracy", "CNN (global pool): parameters",
                 "CNN: accuracy"),
         rows=rows,

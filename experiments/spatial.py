@@ -345,7 +345,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     n_test, n_grid = written["test_images"], written["grid_images"]
     recipe = (f"{tables.recipe_note(written['linear_recipe'], config)} (the raw images' recipe, for every linear "
               f"variant); MLP and CNNs: rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}, "
-              f"{config['deep_epochs']} epochs. Larger CNN: widths {tuple(config['large_widths'])}, dense "
+              f"{tables.counted(config['deep_epochs'], 'epoch')}. Larger CNN: widths "
+              f"{tuple(config['large_widths'])}, dense "
               f"{config['large_hidden']}.")
     out = [tables.Table(
         caption=f"MNIST-C's spatial corruptions on {config['dataset']}: test accuracy (%), mean over severities 1–5, "

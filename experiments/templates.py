@@ -126,7 +126,8 @@ def make_tables(written: dict) -> list[tables.Table]:
         params = next(r["parameters"] for r in records if r["k"] == k)
         rows.append((str(k), f"{params:,}", *(_cell(records, k, reduce) for reduce in REDUCTIONS)))
     return [tables.Table(
-        caption=f"k templates per class: test accuracy (%), mean ± std over {config['seeds']} seeds.",
+        caption=f"k templates per class: test accuracy (%), mean ± std over "
+                f"{tables.counted(config['seeds'], 'seed')}.",
         header=("k", "parameters", "logsumexp over templates", "max over templates"),
         rows=tuple(rows),
         notes=("In use: templates that score highest on at least 1% of their class's test images, mean over "

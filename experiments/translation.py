@@ -257,7 +257,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     out = []
     for variant, n in zip(variants, seeds):
         out.append(tables.Table(
-            caption=f"Test accuracy (%) of {variant_title(variant)} under test-time shifts, mean ± std over {n} seeds.",
+            caption=f"Test accuracy (%) of {variant_title(variant)} under test-time shifts, mean ± std over "
+                    f"{tables.counted(n, 'seed')}.",
             header=("shift", *(f"{d}, {fill}" for fill in transforms.FILLS for d in directions)),
             rows=tuple((f"{k} px", *(cell(results.per_seed(grid, "accuracy", directions[d](k), **variant, fill=fill))
                                      for fill in transforms.FILLS for d in directions))
@@ -288,7 +289,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                f"TTA: logits averaged over the shifts in [-{t}, {t}]²; shift aug.: trained on random shifts in "
                f"[-{a}, {a}]². {tables.recipe_note(written['linear_recipe'], config)}; the small CNN (LeNet-5 "
                f"layout) rate {config['deep_learning_rate']:g}, decay {config['deep_weight_decay']:g}, "
-               f"{config['cnn_epochs']} epochs. {written['test_images']:,} test images. {failures}"
+               f"{tables.counted(config['cnn_epochs'], 'epoch')}. {written['test_images']:,} test images. {failures}"
                f"Ran on {tables.machine(written['environment'])}.",),
     ))
 
@@ -298,7 +299,8 @@ def make_tables(written: dict) -> list[tables.Table]:
         n = len(results.per_seed(matrix, "accuracy", model=name, train_dx=ticks[0], test_dx=0, test_dy=0))
         out.append(tables.Table(
             caption=f"Train-shift × test-shift: test accuracy (%) of the {tables.TITLES[name]} trained on data "
-                    f"shifted by train dx, tested at test dx (dy = 0, zero fill), mean over {n} seeds.",
+                    f"shifted by train dx, tested at test dx (dy = 0, zero fill), mean over "
+                    f"{tables.counted(n, 'seed')}.",
             header=("train dx \\ test dx", *(f"{d:+d}" for d in ticks)),
             rows=tuple((f"{t:+d}", *("—" if np.isnan(v) else f"{v:.1f}" for v in row)) for t, row in zip(ticks, values)),
             notes=tuple(filter(None, [tables.failure_note(

@@ -67,6 +67,11 @@ def _tex(text: str) -> str:
     return out
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 seed', '5 seeds', '10,000 images': `count` and `noun`, plural (an added 's') unless it is 1."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def mean_std(s: Summary, scale: float = 100.0, digits: int = 2) -> str:
     """'92.61 ± 0.05' (percent by default); '92.61 (1 seed)' for a single value, whose spread is unknown."""
     if s.n == 1:
@@ -231,7 +236,7 @@ def recipe_note(recipe: dict, config: dict) -> str:
                        != "float32" else "", ", one data order shared by every seed" if config.get("shared_order") else ""])
     return (f"The linear model: rate {recipe['learning_rate']:g}, decay {recipe['weight_decay']:g}, tuned on a "
             f"validation split over rates {grid(recipe['learning_rates'])} × decays "
-            f"{grid(recipe['weight_decays'])}{edge}, {config['epochs']} epochs{options}")
+            f"{grid(recipe['weight_decays'])}{edge}, {counted(config['epochs'], 'epoch')}{options}")
 
 
 def machine(environment: dict) -> str:

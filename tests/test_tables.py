@@ -14,6 +14,9 @@ def test_summary_against_closed_forms():
     np.testing.assert_allclose([s.ci_low, s.ci_high], [0.91 - half, 0.91 + half], rtol=1e-8)
     one = stats.summarize([0.5])
     assert one.std == 0.0 and np.isnan(one.ci_low) and tables.interval(one) == "—"
+    assert tables.mean_std(one) == "50.00 (1 seed)" and tables.mean_std(s) == "91.00 ± 1.41"
+    assert [tables.counted(n, "seed") for n in (0, 1, 2)] == ["0 seeds", "1 seed", "2 seeds"]
+    assert tables.counted(10_000, "test image") == "10,000 test images"
     with pytest.raises(ValueError, match="leave failed runs out"):
         stats.summarize([0.9, np.nan])
 
