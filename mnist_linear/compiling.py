@@ -28,7 +28,9 @@ function, its static arguments, the abstract values and shardings of the others,
 value, `XLA_FLAGS`, the compile options, the devices and their backend's version, the CPU's model and
 instruction sets, the versions of jax, jaxlib, optax, flax and chex, and the source of every module of
 this package as imported. A later process loads the executable onto the devices it was compiled for
-(one of eight, or all eight) without tracing. Only what the key can name qualifies: a function of this
+(one of eight, or all eight) without tracing. Under rank promotion "allow" or "warn" it also takes one
+stored under "raise": promotion there only adds errors, so a program that traced under "raise" traces
+to the same program under the others (not the other way round). Only what the key can name qualifies: a function of this
 package at module level, static arguments that are plain values, tuples, `functools.partial`s, or
 this package's dataclasses, named tuples and module-level functions (named by module and qualified
 name, their source in the key). A lambda, a closure, a method or the
@@ -106,22 +108,26 @@ class _Jitted:
     def _pick(self):
         return self.on_cpu if _wanted() else self.elsewhere
 
-    def _key(self, args, kwargs) -> str | None:
+    def _keys(self, args, kwargs) -> list[str]:
+        """The keys to look for, this process's own first; none when nothing can be stored."""
         if _store() is None:
-            return None
-        return _key(self.__wrapped__, args, {k: v for k, v in kwargs.items() if k not in self._static},
-                    {k: v for k, v in kwargs.items() if k in self._static})
+            return []
+        named = (self.__wrapped__, args, {k: v for k, v in kwargs.items() if k not in self._static},
+                 {k: v for k, v in kwargs.items() if k in self._static})
+        keys = [_key(*named), *([_key(*named, rank_promotion="raise")] if _rank_promotion() != "raise" else [])]
+        return [] if None in keys else keys
 
     def compile(self, *args, **kwargs) -> jax.stages.Compiled:
         """The compiled program for these arguments (what `lower(...).compile()` gives): read from the
         executable store when it holds this key, else compiled and written there. Called with the
         arguments that are not static."""
-        key = self._key(args, kwargs)
-        return self.lower(*args, **kwargs).compile() if key is None else self._stored(key, args, kwargs)
+        keys = self._keys(args, kwargs)
+        return self._stored(keys, args, kwargs) if keys else self.lower(*args, **kwargs).compile()
 
-    def _stored(self, key: str, args, kwargs) -> jax.stages.Compiled:
+    def _stored(self, keys: list[str], args, kwargs) -> jax.stages.Compiled:
+        key = keys[0]
         if self._loaded.get(key) is None:
-            self._loaded[key] = _read(key)
+            self._loaded[key] = next(filter(None, map(_read, keys)), None)
         if self._loaded[key] is None:
             before = dict(_compiles)
             compiled = self.lower(*args, **kwargs).compile()
@@ -133,10 +139,10 @@ class _Jitted:
         return self._loaded[key]
 
     def __call__(self, *args, **kwargs):
-        key = self._key(args, kwargs)
-        if key is None:
+        keys = self._keys(args, kwargs)
+        if not keys:
             return self._pick()(*args, **kwargs)
-        return self._stored(key, args, kwargs)(*args, **{k: v for k, v in kwargs.items() if k not in self._static})
+        return self._stored(keys, args, kwargs)(*args, **{k: v for k, v in kwargs.items() if k not in self._static})
 
     def lower(self, *args, **kwargs):
         return self._pick().lower(*args, **kwargs)
@@ -239,15 +245,21 @@ def _environment() -> str:
                  os.environ.get("XLA_FLAGS", "")))
 
 
-def _key(fun, args, dynamic: dict, static: dict) -> str | None:
+def _rank_promotion() -> str:
+    return jax.config.jax_numpy_rank_promotion
+
+
+def _key(fun, args, dynamic: dict, static: dict, rank_promotion: str | None = None) -> str | None:
     """The executable's file name, or None when the function or some argument cannot be named (then
-    nothing is stored)."""
+    nothing is stored). `rank_promotion`: the key under that `jax_numpy_rank_promotion` instead of this
+    process's."""
     statics = {name: _token(value) for name, value in sorted(static.items())}
     leaves, tree = jax.tree.flatten((args, dynamic))
     signatures = [_signature(leaf) for leaf in leaves]
     if _function_token(fun) is None or None in statics.values() or None in signatures:
         return None
-    config = sorted((name, repr(value)) for name, value in jax.config.values.items())
+    values = {**jax.config.values, **({"jax_numpy_rank_promotion": rank_promotion} if rank_promotion else {})}
+    config = sorted((name, repr(value)) for name, value in values.items())
     text = repr((_function_token(fun), statics, str(tree), signatures, config, compiler_options(), _environment()))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -139,6 +139,27 @@ def test_a_second_process_runs_the_stored_executable_without_tracing(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "third.npy"), np.load(tmp_path / "first.npy"))
 
 
+_ONE_RUN_PROCESS = _STORE_PROCESS.split("first = len(traced)")[0] + "print(len(traced))\n"
+
+
+def test_a_program_stored_under_rank_promotion_raise_serves_the_default_not_the_reverse(tmp_path):
+    """Promotion "raise" only adds errors: what traced under it is the same program under "allow", so
+    "allow" runs it without tracing, bit for bit; "raise" never takes one stored under "allow"."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent)])}
+    traces = {}
+    for order in (("raise", "allow"), ("allow", "raise")):
+        for promotion in order:
+            name = f"{order[0]}-first-{promotion}"
+            out = subprocess.run([sys.executable, "-c", _ONE_RUN_PROCESS, str(tmp_path / name)], capture_output=True,
+                                 env={**env, "MNIST_LINEAR_COMPILATION_CACHE": str(tmp_path / f"cache-{order[0]}"),
+                                      "JAX_NUMPY_RANK_PROMOTION": promotion}, text=True, timeout=600)
+            assert out.returncode == 0, out.stderr[-3000:]
+            traces[name] = int(out.stdout)
+            np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), np.load(tmp_path / "raise-first-raise.npy"))
+    assert traces == {"raise-first-raise": 1, "raise-first-allow": 0, "allow-first-allow": 1, "allow-first-raise": 1}
+
+
 _EIGHT_DEVICES_PROCESS = """
 import sys
 import jax, jax.numpy as jnp, numpy as np

@@ -166,9 +166,10 @@ def test_upsampling_is_per_batch_and_memory_stays_bounded():
 
 def test_every_model_has_one_name_and_a_title():
     assert set(tables.TITLES) == set(models.NAMES)
-    for name in models.NAMES:
-        chex.assert_shape(models.get(name, outputs=3).logits(models.get(name, outputs=3).init(jax.random.key(0)),
-                                                             jnp.zeros((2, 28, 28))), (2, 3))
+    for name in models.NAMES:  # shapes only (traced, not run): every model's numbers are tested on their own
+        model = models.get(name, outputs=3)
+        params = jax.eval_shape(model.init, jax.random.key(0))
+        chex.assert_shape(jax.eval_shape(model.logits, params, jnp.zeros((2, 28, 28))), (2, 3))
     with pytest.raises(ValueError, match="Unknown model"):
         models.get("small CNN")
 
