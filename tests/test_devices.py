@@ -226,7 +226,15 @@ def test_only_what_a_key_can_name_is_stored(tmp_path, monkeypatch):
     assert key == compiling._key(train.train, (jnp.zeros(3),), {}, static)  # values are not in the key
     assert key != compiling._key(train.train, (jnp.ones(4),), {}, static)
     assert key != compiling._key(train.train, (jnp.ones(3, jnp.int32),), {}, static)
-    assert compiling._key(train.train, args, {}, {"model": models.get("linear", outputs=3)}) is None  # a lambda
+    # Every model of `models.get` is named by its fields (a flax model by its module's); a user's lambda is not.
+    for model in (models.get("linear", outputs=3), models.get("cnn_gap", widths=(8, 16)), models.get("mlp")):
+        assert compiling._key(train.train, args, {}, {"model": model}) not in (None, key)
+    assert compiling._key(train.train, args, {}, {"model": models.get("cnn_gap", widths=(8, 16))}) == compiling._key(
+        train.train, args, {}, {"model": models.get("cnn_gap", widths=(8, 16))})
+    assert compiling._key(train.train, args, {}, {"model": models.get("cnn_gap", widths=(8, 32))}) != compiling._key(
+        train.train, args, {}, {"model": models.get("cnn_gap", widths=(8, 16))})
+    user_model = models.Model(lambda key: models.LINEAR.init(key), models.LINEAR.logits)
+    assert compiling._key(train.train, args, {}, {"model": user_model}) is None
     with jax.numpy_rank_promotion("raise" if jax.config.jax_numpy_rank_promotion != "raise" else "allow"):
         assert compiling._key(train.train, args, {}, static) != key  # a JAX setting that changes the trace
     assert compiling._key(lambda x: x, args, {}, static) is None  # the jitted function itself must be named
