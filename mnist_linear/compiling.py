@@ -15,8 +15,13 @@ compiled in 1.1 s instead of 2.1 s and ran as fast; the small CNN's training pro
 grid evaluation ran 10 % slower. Tried again once the pooled products had halved the CNN's time: with
 the grid evaluations at XLA's default level the spatial experiment's cpu preset took 613 s against
 632 s, within this shared machine's run-to-run spread (single programs moved by a third either way), so
-every program keeps level 1. Without augmentation the trained parameters are identical bit for
-bit (`tests/test_devices.py`); training with random rotations (sin and cos) rounds differently and so
+every program keeps level 1. XLA's older loop emitters (`xla_cpu_use_fusion_emitters=False`) compile
+faster but run the warps slower (2 cores, AMD EPYC, fresh processes, 2–3 runs each): the linear model's
+one-epoch training and scoring compiled in 0.75 s instead of 1.1 s and the small CNN's in 2.4 s instead
+of 4.1 s, but the linear model's rotation × translation grid ran at 0.22 M instead of 1.5 M
+evaluations/s, training with random rotations 1.2–1.5× slower and the MLP's epoch 1.5× slower; so XLA's
+default emitters stay. At level 1 without augmentation the trained parameters are level 2's bit for bit
+(`tests/test_devices.py`); training with random rotations (sin and cos) rounds differently and so
 diverges: Fashion-MNIST's small CNN trained with them scored 82.2 ± 1.6 % instead of 82.0 ± 1.7 %
 (spatial experiment). `experiment.environment()` records the options each result was compiled with.
 Other backends, and a level set in `XLA_FLAGS` when JAX's backend started, are left alone.
