@@ -42,7 +42,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 	.venv-bench/bin/pip install --quiet -e '.[bench]' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $@
 
-benchmark: .venv-bench/installed
+benchmark: .venv-bench/installed $(VENV)/installed
 	.venv-bench/bin/python -m benchmarks.speed --out benchmarks/README.md
 	$(RUN).readme README.md
 
