@@ -97,10 +97,13 @@ def integer(value, name: str, least: int | None = 1) -> None:
 def keys(k, name: str = "keys") -> int:
     """Raises TypeError unless `k` holds S ≥ 1 PRNG keys: typed `(S,)` (`jax.random.key`) or legacy
     uint32 `(S, 2)` (`jax.random.PRNGKey`); returns S."""
-    typed = jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) and len(k.shape) == 1
-    legacy = np.dtype(k.dtype) == np.uint32 and len(k.shape) == 2 and k.shape[1] == 2 if not typed else False
+    is_typed = jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key)
+    typed = is_typed and len(k.shape) == 1
+    legacy = not is_typed and np.dtype(k.dtype) == np.uint32 and len(k.shape) == 2 and k.shape[1] == 2
     if not (typed or legacy) or not k.shape[0]:
-        raise TypeError(f"{name} must hold S ≥ 1 keys, e.g. jax.random.split(jax.random.key(0), S); "
+        single = k.shape == () if is_typed else k.shape == (2,) and np.dtype(k.dtype) == np.uint32
+        one = "; for one model pass key[None]" if single else ""
+        raise TypeError(f"{name} must hold S ≥ 1 keys, e.g. jax.random.split(jax.random.key(0), S){one}; "
                         f"got dtype {k.dtype}, shape {tuple(k.shape)}.")
     return k.shape[0]
 

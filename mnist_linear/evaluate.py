@@ -59,13 +59,21 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
         raise ValueError(f"params must carry a leading seed axis S on every leaf (one model: "
                          f"jax.tree.map(lambda p: p[None], params)); got leading shapes {sorted(seeds)}.")
     shapes = [np.shape(g) for g in grid]
-    want = (shapes[0][0], images.shape[0] if len(images.shape) == 3 else 1) if shapes else None
-    if shapes and (len({s[:1] for s in shapes}) != 1 or shapes[0][0] == 0
-                   or per_example and any(s[:2] != want for s in shapes)):
+    if shapes and (() in shapes or len({s[0] for s in shapes}) != 1 or shapes[0][0] == 0 or per_example and any(
+            s[:2] != (shapes[0][0], images.shape[0] if len(images.shape) == 3 else 1) for s in shapes)):
         raise ValueError(f"grid arrays must share their length P ≥ 1{' and be (P, N)' if per_example else ''}; "
                          f"got shapes {shapes}.")
     checks.integer(batch_size, "batch_size")
-    checks.integer(points_at_once or 1, "points_at_once")
+    if points_at_once is not None:
+        checks.integer(points_at_once, "points_at_once")
+
+
+def _check_grid(params, images, grid, **kwargs) -> None:
+    """The contract of `grid_outputs`: `_check`'s, with a grid of one array or more."""
+    if not isinstance(grid, (tuple, list)) or not grid:
+        raise ValueError(f"grid must be a non-empty tuple of the transform's parameter arrays, each (P,), got "
+                         f"{grid!r}; one parameter: (values,).")
+    _check(params, images, grid, **kwargs)
 
 
 def _seed_outputs(params, images, point, *, apply, transform, reduce, batch_size, per_example):
@@ -104,7 +112,7 @@ def _num_models(params) -> int:
     return jax.tree.leaves(params)[0].shape[0]
 
 
-@checks.before(_check)
+@checks.before(_check_grid)
 @compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example",
                                 "linear_transform"))
 def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...], *, apply: Apply,

@@ -25,10 +25,17 @@ def consistency(paired: np.ndarray) -> np.ndarray:
 def top1_change(predictions: np.ndarray, reference: int, neighbours: Sequence[int]) -> np.ndarray:
     """P(top-1 prediction changes) from grid point `reference` to each of `neighbours`, averaged over
     them (Azulay & Weiss 2019, "Why do deep convolutional networks generalize so poorly to small
-    image transformations?"): classes `(P, S, N)` -> `(S,)`."""
+    image transformations?"): classes `(P, S, N)` -> `(S,)`. Raises ValueError for other shapes, no
+    neighbours, or a point outside [0, P)."""
     predictions = np.asarray(predictions)
+    if predictions.ndim != 3:
+        raise ValueError(f"top1_change takes classes (P, S, N), got shape {predictions.shape}.")
     if not len(neighbours):
         raise ValueError("top1_change needs at least one neighbouring grid point.")
+    outside = [int(p) for p in (reference, *neighbours) if not 0 <= p < len(predictions)]
+    if outside:
+        raise ValueError(f"Grid points {outside} are outside [0, {len(predictions)}): give indices of the grid "
+                         "(invariance.index finds a point's).")
     centre = predictions[reference]
     return np.mean([(predictions[o] != centre).mean(-1) for o in neighbours], axis=0)
 
@@ -56,7 +63,10 @@ def worst_of(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def index(grid: Sequence[np.ndarray], point: Sequence) -> int:
-    """The index of `point` in a grid given as parameter arrays `(P,)` each; ValueError if absent or repeated."""
+    """The index of `point` in a grid given as parameter arrays `(P,)` each, one value per array; ValueError if
+    absent or repeated, or if the point does not have one value per array."""
+    if len(point) != len(grid):
+        raise ValueError(f"Point {tuple(point)} has {len(point)} values for a grid of {len(grid)} arrays.")
     (hits,) = np.nonzero(np.logical_and.reduce([np.asarray(g) == v for g, v in zip(grid, point)]))
     if len(hits) != 1:
         raise ValueError(f"Point {tuple(point)} occurs {len(hits)} times in the grid, not once.")

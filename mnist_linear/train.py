@@ -236,11 +236,16 @@ def shared_order_key(keys: jax.Array, config: TrainConfig) -> jax.Array | None:
 
 
 def check_inputs(keys, images, targets, hparams, *, task: tasks.Task, config: TrainConfig, **_) -> None:
-    """The contract of `train_seeds` and `train_grid` (see `checks`): typed keys `(S,)`, images,
-    targets the task accepts for every image, rate > 0, decay ≥ 0, a config that is a `TrainConfig`."""
+    """The contract of `train_seeds` and `train_grid` (see `checks`): S keys (`checks.keys`), images,
+    targets the task accepts for every image, a scalar rate > 0 and decay ≥ 0, a config that is a
+    `TrainConfig`."""
     checks.keys(keys)
     checks.images(images)
     task.check_targets(targets, images.shape[0])
+    for name, value in zip(hparams._fields, hparams):
+        if np.ndim(value) != 0:
+            raise ValueError(f"{name} must be a scalar (one value for every model), got shape {np.shape(value)}; "
+                             "sweep hyperparameters with tuning.grid_search.")
     checks.positive(hparams.learning_rate, "learning_rate")
     checks.positive(hparams.weight_decay, "weight_decay", allow_zero=True)
     if not isinstance(config, TrainConfig):
@@ -267,7 +272,7 @@ def train_seeds(keys, images, targets, hparams, *, model, task, config, augment=
 def _check_grid(keys, images, targets, hparams, grid, **kwargs) -> None:
     check_inputs(keys, images, targets, hparams, **kwargs)
     sizes = {np.shape(g)[:1] for g in grid}
-    if not grid or len(sizes) != 1 or sizes == {(0,)}:
+    if not grid or len(sizes) != 1 or sizes in ({(0,)}, {()}):
         raise ValueError(f"grid must be a non-empty tuple of parameter arrays sharing their length P, got shapes "
                          f"{[np.shape(g) for g in grid]}.")
 

@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mnist_linear import checks
+
 Transform = Callable[..., jax.Array]  # (images (..., H, W), *params) -> images
 FILLS = ("zeros", "wrap")
 
@@ -72,7 +74,8 @@ def translate(images: jax.Array, dx, dy, fill: str = "zeros") -> jax.Array:
     circular roll, exactly invertible. Concrete offsets are checked (|dx| < W,
     |dy| < H); check traced ones beforehand with `check_offsets`.
 
-    Raises ValueError for an unknown fill or an offset as large as the image.
+    Raises ValueError for an unknown fill or an offset as large as the image, TypeError for an offset
+    that is not an integer.
     """
     if fill not in FILLS:
         raise ValueError(f"Unknown fill {fill!r}; choose one of {FILLS}.")
@@ -96,13 +99,18 @@ def translate_filled(images: jax.Array, dx, dy, wrap) -> jax.Array:
 
 
 def random_offsets(key: jax.Array, count: int, max_shift: int) -> tuple[jax.Array, jax.Array]:
-    """(dx, dy), each int32 `(count,)`, uniform on [-max_shift, max_shift]."""
+    """(dx, dy), each int32 `(count,)`, uniform on [-max_shift, max_shift]. Raises ValueError unless
+    max_shift is an int ≥ 0."""
+    checks.integer(max_shift, "max_shift", least=0)
     dx, dy = jax.random.randint(key, (2, count), -max_shift, max_shift + 1)
     return dx, dy
 
 
 def random_shift(key: jax.Array, images: jax.Array, max_shift: int, fill: str = "zeros") -> jax.Array:
-    """Augmentation: each image of `(N, H, W)` shifted by its own uniform offset in [-max_shift, max_shift]²."""
+    """Augmentation: each image of `(N, H, W)` shifted by its own uniform offset in [-max_shift, max_shift]².
+    Raises ValueError unless max_shift is an int in [0, min(H, W)) or for an unknown fill."""
+    checks.integer(max_shift, "max_shift", least=0)
+    check_offsets(max_shift, min(images.shape[-2:]), "max_shift")
     dx, dy = random_offsets(key, images.shape[0], max_shift)
     return each(lambda x, i, j: translate(x, i, j, fill))(images, dx, dy)
 

@@ -86,9 +86,10 @@ def grid_search(
         task.check_targets(task.targets(split), split.images.shape[0])
     checks.positive(np.asarray(learning_rates, np.float64), "learning_rates")
     checks.positive(np.asarray(weight_decays, np.float64), "weight_decays", allow_zero=True)
-    if not np.size(learning_rates) or not np.size(weight_decays) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"grid_search needs ≥ 1 learning rate, ≥ 1 weight decay and seeds ≥ 1, got "
-                         f"{list(learning_rates)}, {list(weight_decays)} and {seeds!r}.")
+    if not np.size(learning_rates) or not np.size(weight_decays):
+        raise ValueError(f"grid_search needs ≥ 1 learning rate and ≥ 1 weight decay, got "
+                         f"{list(learning_rates)} and {list(weight_decays)}.")
+    checks.integer(seeds, "seeds")
     lrs, wds = np.asarray(learning_rates, np.float64), np.asarray(weight_decays, np.float64)
     lr_grid, wd_grid = np.meshgrid(lrs, wds, indexing="ij")
     hparams = train.Hyperparams(lr_grid.ravel().astype(np.float32), wd_grid.ravel().astype(np.float32))
@@ -107,7 +108,8 @@ def grid_search(
             "of the grid; if they stayed at chance, raise them or train longer."
         )
     i, j = np.unravel_index(np.argmax(score), score.shape)
-    on_edge = bool(len(lrs) > 1 and i in (0, len(lrs) - 1) or len(wds) > 1 and j == len(wds) - 1)
+    # By value, not by place: a grid may be given in any order.
+    on_edge = bool(len(lrs) > 1 and lrs[i] in (lrs.min(), lrs.max()) or len(wds) > 1 and wds[j] == wds.max())
     if on_edge:
         warnings.warn(f"The best grid point (learning rate {lrs[i]:g}, weight decay {wds[j]:g}) is on the edge "
                       f"of the grid {lrs.tolist()} × {wds.tolist()}; the optimum may lie outside: widen the grid.")

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from realdata import mnist
 
 from experiments import baseline, ladder
-from mnist_linear import (data, evaluate, experiment, linear, metrics, models, plots, stats, tables, tasks,
-                          train, tuning)
+from mnist_linear import (data, evaluate, experiment, invariance, linear, metrics, models, plots, stats, tables,
+                          tasks, train, transforms, tuning)
 
 CONFIG = train.TrainConfig(epochs=1, batch_size=100)
 HPARAMS = train.Hyperparams(jnp.float32(0.3), jnp.float32(0.0))
@@ -157,6 +157,55 @@ def test_bad_hyperparameters_and_configs_fail_before_compiling():
     with pytest.raises(TypeError, match="keys"):
         train.train_seeds(jnp.zeros((0,), jax.random.key(0).dtype), images, labels, HPARAMS, model=models.LINEAR,
                           task=tasks.CLASSIFICATION, config=CONFIG)
+
+
+def test_arguments_of_the_wrong_shape_or_range_are_named_before_compiling():
+    images, labels = _subset(500)
+    key = jax.random.key(0)
+    for one in (key, jax.random.PRNGKey(0)):
+        with pytest.raises(TypeError, match=r"for one model pass key\[None\]"):
+            train.train_seeds(one, images, labels, HPARAMS, model=models.LINEAR, task=tasks.CLASSIFICATION,
+                              config=CONFIG)
+    per_class = train.Hyperparams(jnp.full((10,), 0.1), jnp.float32(0.0))  # would broadcast onto w and b
+    with pytest.raises(ValueError, match=r"learning_rate must be a scalar .* shape \(10,\)"):
+        _train(images, labels, per_class)
+    with pytest.raises(ValueError, match="grid must be a non-empty tuple"):
+        train.train_grid(KEYS, images, labels, HPARAMS, (np.int32(1), np.int32(2)), model=models.LINEAR,
+                         task=tasks.CLASSIFICATION, config=CONFIG, transform=transforms.translate)
+    params = jax.vmap(linear.init)(KEYS)
+    grid = (np.zeros(3, np.int32), np.zeros(3, np.int32))
+    for bad, match in (((), "grid must be a non-empty tuple"), ((np.int32(1), np.int32(0)), "share their length")):
+        with pytest.raises(ValueError, match=match):
+            evaluate.grid_outputs(params, images, bad, apply=linear.logits, transform=transforms.translate)
+    with pytest.raises(ValueError, match="points_at_once must be an int ≥ 1, got 0"):
+        evaluate.grid_outputs(params, images, grid, apply=linear.logits, transform=transforms.translate,
+                              points_at_once=0)
+    for shift, match in ((-2, "max_shift must be an int ≥ 0"), (28, "max_shift of 28 px is not smaller"),
+                         (1.5, "max_shift must be an int")):
+        with pytest.raises(ValueError, match=match):
+            transforms.random_shift(key, jnp.zeros((4, 28, 28)), shift)
+    with pytest.raises(ValueError, match="max_shift must be an int ≥ 0"):
+        transforms.random_offsets(key, 4, -2)
+    with pytest.raises(ValueError, match="has 3 values for a grid of 2 arrays"):
+        invariance.index(grid, (0, 0, 99))
+    with pytest.raises(ValueError, match=r"Grid points \[-1\] are outside \[0, 3\)"):
+        invariance.top1_change(np.zeros((3, 2, 5), int), -1, [1])
+    with pytest.raises(ValueError, match=r"top1_change takes classes \(P, S, N\)"):
+        invariance.top1_change(np.zeros((3, 5), int), 0, [1])
+
+
+def test_the_edge_of_a_tuning_grid_is_found_by_value_in_any_order():
+    """A grid given out of order: its largest learning rate is the best point, in the middle of the list."""
+    split = data.Split(*_subset(2000))
+    fit, val = data.split_validation(split, 500)
+    run = dict(model=models.LINEAR, task=tasks.CLASSIFICATION, config=CONFIG, weight_decays=(0.0,))
+    with pytest.warns(UserWarning, match="edge of the grid"):
+        grid = tuning.grid_search(jax.random.key(0), fit, val, learning_rates=(1e-4, 0.3, 0.01), seeds=np.int64(1),
+                                  **run)
+    assert grid.best.learning_rate == 0.3 and grid.on_edge
+    for seeds in (True, 0):
+        with pytest.raises(ValueError, match="seeds must be an int ≥ 1"):
+            tuning.grid_search(jax.random.key(0), fit, val, learning_rates=(0.1,), seeds=seeds, **run)
 
 
 # 6. Intervals of an accuracy stay inside [0, 100].
