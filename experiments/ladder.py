@@ -162,7 +162,7 @@ def make_tables(written: dict) -> list[tables.Table]:
         tables.Table(
             caption=f"The ladder on {config['dataset']}: test accuracy (%) over all 10,000 test images, "
                     f"mean ± std over {tables.counted(config['seeds'], 'seed')}.",
-            header=("model", "parameters", "test accuracy (%)", "95% CI (%)", "train time per seed",
+            header=("model", "parameters", "test accuracy (%)", "95% CI of accuracy (%)", "train time per seed",
                     f"beats the previous step (Welch's t-test, α = {config['alpha']})"),
             rows=tuple(rows),
             notes=(f"{tables.counted(config['epochs'], 'epoch')} of SGD (momentum {config['momentum']}, "

@@ -85,17 +85,23 @@ def main(argv=None) -> dict:
                 evaluate.seed_outputs, trained.params, test.images, apply=run_model.logits, transform=transform,
                 reduce=tasks.CLASSIFICATION.reduce)
             classes = np.asarray(classes)
-            runs[pixels] = (trained.params, classes)
+            runs[pixels] = (trained.params, classes, trained.failed)
             records += results.seed_records(trained.failed, model=name, pixels=pixels,
                                             test_accuracy=(classes == test.labels).mean(-1))
         if name in FIRST_LAYER:
-            (original, original_classes), (permuted, permuted_classes) = runs["original"], runs["permuted"]
+            (original, original_classes, failed), (permuted, permuted_classes, permuted_failed) = (
+                runs["original"], runs["permuted"])
             # Undo the permutation of the permuted run's first layer (axis 1: axis 0 is the seed).
             aligned = permute_rows(permuted, FIRST_LAYER[name], jnp.argsort(permutation), axis=1)
-            differences = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), original, aligned)
+            # Per seed, over the seeds where neither run failed: a failed run is no evidence either way.
+            kept = (failed == "") & (permuted_failed == "")
+            differences = jax.tree.map(  # (S,): each seed's largest difference in this leaf
+                lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).reshape(len(kept), -1).max(-1), original, aligned)
             closeness[name] = {
-                "max_abs_parameter_difference": max(jax.tree.leaves(differences)),
-                "differing_test_predictions": (original_classes != permuted_classes).sum(-1).tolist(),
+                "max_abs_parameter_difference": float(np.max(jax.tree.leaves(differences), 0)[kept].max())
+                if kept.any() else None,
+                "differing_test_predictions": [int(d) if k else None for d, k in
+                                               zip((original_classes != permuted_classes).sum(-1), kept)],
             }
     out.mkdir(parents=True, exist_ok=True)
     examples = jnp.asarray(dataset.test.images[:6])
@@ -126,6 +132,12 @@ def _same_computation(differing: int) -> str:
     return f"the same computation up to summation order: {differ}"
 
 
+def _most_differing(closeness: dict) -> int | None:
+    """The most test predictions that differ between a seed's two runs, over the seeds where neither failed."""
+    kept = [d for d in closeness["differing_test_predictions"] if d is not None]
+    return max(kept) if kept else None
+
+
 def make_tables(written: dict) -> list[tables.Table]:
     config, records, closeness = written["config"], written["records"], written["closeness"]
     rows = []
@@ -134,9 +146,11 @@ def make_tables(written: dict) -> list[tables.Table]:
         permuted = results.per_seed(records, "test_accuracy", model=name, pixels="permuted")
         if not len(original) or not len(permuted):
             note = tables.EVERY_RUN_FAILED
+        elif name in closeness and _most_differing(closeness[name]) is None:
+            note = "— (no seed whose two runs both succeeded)"
         elif name in closeness:
             c = closeness[name]
-            note = (f"same computation: at most {max(c['differing_test_predictions'])} of 10,000 predictions "
+            note = (f"same computation: at most {_most_differing(c)} of 10,000 predictions "
                     f"differ; largest parameter difference {c['max_abs_parameter_difference']:.1e}")
         else:
             note = _welch(original, permuted) or "— (fewer than 2 seeds left)"
@@ -174,8 +188,10 @@ def reading(written: dict) -> list[str]:
             out.append(both + ".")
             continue
         moved = tables.change(original, permuted, words=("gains {} pts", "loses {} pts", "keeps its accuracy"))
-        evidence = (_same_computation(max(closeness[name]["differing_test_predictions"])) if name in closeness
-                    else _welch(original, permuted))  # None: `change` alone checks the spread
+        differing = _most_differing(closeness[name]) if name in closeness else None
+        # None: `change` alone checks the spread
+        evidence = (_same_computation(differing) if differing is not None
+                    else None if name in closeness else _welch(original, permuted))
         out.append(f"{both}; it {moved}" + (f" ({evidence})." if evidence else "."))
     return out
 

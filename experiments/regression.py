@@ -211,8 +211,7 @@ def make_tables(written: dict) -> list[tables.Table]:
                      *(_cell(results.per_seed(tested, key, **mine)) for key in ("mae", "rmse")),
                      _cell(results.per_seed(tested, "r2", **mine), 3)))
     recipes = "; ".join(f"{name}: rate {r['learning_rate']:g}, decay {r['weight_decay']:g}"
-                        + (" (on the grid's edge)" if r["on_edge"] else "")
-                        for name, r in written["linear_recipe"].items())
+                        + (tables.ON_EDGE if r["on_edge"] else "") for name, r in written["linear_recipe"].items())
     summary, settings = written["summary"], written["settings"]
     described = {
         "keypoint": f"keypoint: the centre of mass of a digit at a random place on a {settings['canvas']} × "
@@ -231,7 +230,8 @@ def make_tables(written: dict) -> list[tables.Table]:
                f"of them, the validation rows included), {tables.counted(config['epochs'], 'epoch')} of SGD (momentum "
                f"{config['momentum']}, batch {config['batch_size']}, {config['schedule']} schedule), loss MSE. The "
                f"linear regressor's rate and decay were tuned on the last {config['num_validation']:,} training "
-               f"images over rates {tuple(config['learning_rates'])} × decays {tuple(config['weight_decays'])} "
+               f"images over rates {tables.grid_values(config['learning_rates'])} × decays "
+               f"{tables.grid_values(config['weight_decays'])} "
                f"({recipes}); the small CNN: rate {config['deep_learning_rate']:g}, decay "
                f"{config['deep_weight_decay']:g}. R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² over the test images (0: the "
                f"test mean). {problems[0].upper()}{problems[1:]}. {tables.failure_note(tested, _title)}"

@@ -300,7 +300,8 @@ def render_report(out: Path, planned: list[Job], preset: str, summary: str = "")
     lines = [f"# Every table and figure: the {preset} preset", "",
              f"Made by `python -m experiments.reproduce --preset {preset}` on {' and '.join(datasets)}: "
              f"{len(planned)} runs. Every number below comes from the results files beside this report; "
-             "`python -m experiments.render <folder>` redraws a folder's tables and figures from its file."
+             "`python -m experiments.render <folder>` redraws a folder's tables, and the figures its experiment draws from "
+             "results alone, from its file (figures of trained parameters need the run)."
              + (f" The runs come from {len(commits)} commits ({', '.join(commits)}): each part's provenance "
                 "names its own." if len(commits) > 1 else ""), "", summary]
     lines += [f"- [{_title(job)}](#{_anchor(_title(job))})" for job in planned] + [""]

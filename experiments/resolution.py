@@ -115,8 +115,8 @@ def make_tables(written: dict) -> list[tables.Table]:
     return [tables.Table(
         caption=f"Parameters grow with resolution for the linear model, not for a CNN with global pooling: "
                 f"test accuracy (%), mean ± std over {tables.counted(config['seeds'], 'seed')}.",
-        header=("image", "linear: parameters", "linear: accuracy", "CNN (global pool): parameters",
-                "CNN: accuracy"),
+        header=("image", f"{tables.TITLES['linear']}: parameters", f"{tables.TITLES['linear']}: accuracy",
+                f"{tables.TITLES['cnn_gap']}: parameters", f"{tables.TITLES['cnn_gap']}: accuracy"),
         rows=rows,
         notes=(f"Bilinear upsampling on the device per batch; {config['train_examples'] or 60000:,} training "
                f"images. {tables.recipe_note(written['linear_recipe'], config)}, at 28 px; at r × 28 px its rate "

@@ -243,7 +243,7 @@ def main(argv=None) -> dict:
     offsets = np.asarray(points[1])
     for name, preprocess, augment, base, run_config, hparams, (eval_settings, grid_settings) in variants:
         tag = {"model": name, "preprocess": preprocess, "augment": augment}
-        label = variant_title(tag)
+        label = tables.variant_title(tag)
         model = base if preprocess == "none" else models.preprocessed(base, input_maps[preprocess])
         if preprocess != "none" and augment == "none":  # nothing random before the map: map the images once
             mapped, timing[f"{label}: mapping the training images"] = experiment.preprocess(split, input_maps[preprocess])
@@ -288,16 +288,6 @@ def write_strip(dataset: data.Dataset, config: Config, path) -> None:
                        f"±{config.max_shift:g} px (Engstrom et al.)")
 
 
-def variant_title(record: dict) -> str:
-    """'linear + deskewing', say: the model's title, its preprocessing and its augmentation."""
-    return (tables.TITLES[record["model"]] + tables.PREPROCESSING[record["preprocess"]]
-            + tables.AUGMENTATIONS[record["augment"]])
-
-
-def _variants(records: list[dict]) -> list[dict]:
-    return [dict(v) for v in dict.fromkeys(tuple((k, r[k]) for k in VARIANT) for r in records)]
-
-
 def severity_curve(records: list[dict], variant: dict, corruption: str) -> list[float]:
     """Mean accuracy (%) over seeds at severity 0 (clean), 1, …, 5; nan where every seed failed."""
     def mean(values):
@@ -333,12 +323,12 @@ def make_tables(written: dict) -> list[tables.Table]:
     corrupted = results.select(records, kind="corruption")
     worst = results.select(records, kind="worst_case")
     checks = results.select(records, kind="translate_check")
-    variants = _variants(corrupted)
+    variants = results.distinct(corrupted, VARIANT)
     cell = lambda values: tables.mean_std_of(values, digits=1)  # noqa: E731
     acc = lambda rs, **k: results.per_seed(rs, "accuracy", **k)  # noqa: E731
 
-    seeds = {variant_title(v): len(acc(corrupted, **v, corruption="clean")) for v in variants}
-    failures = tables.failure_note(results.select(corrupted, corruption="clean"), variant_title)
+    seeds = {tables.variant_title(v): len(acc(corrupted, **v, corruption="clean")) for v in variants}
+    failures = tables.failure_note(results.select(corrupted, corruption="clean"), tables.variant_title)
     machine = f"Ran on {tables.machine(written['environment'])}."
     lowest = lowest_agreement(checks)
     agreed = "all" if lowest == 1 else f"at least {100 * lowest:.2f} % of the"
@@ -352,7 +342,8 @@ def make_tables(written: dict) -> list[tables.Table]:
         caption=f"MNIST-C's spatial corruptions on {config['dataset']}: test accuracy (%), mean over severities 1–5, "
                 "mean ± std over seeds.",
         header=("model", "seeds", "clean", *CORRUPTIONS, "mean of the four"),
-        rows=tuple((variant_title(v), str(seeds[variant_title(v)]), cell(acc(corrupted, **v, corruption="clean")),
+        rows=tuple((tables.variant_title(v), str(seeds[tables.variant_title(v)]),
+                    cell(acc(corrupted, **v, corruption="clean")),
                     *(cell(severity_mean(corrupted, v, c)) for c in CORRUPTIONS), cell(corruption_mean(corrupted, v)))
                    for v in variants),
         notes=(f"Mu & Gilmer 2019 (MNIST-C), their conventions: about the centre (13.5, 13.5), bilinear, zero fill, "
@@ -368,7 +359,7 @@ def make_tables(written: dict) -> list[tables.Table]:
             caption=f"MNIST-C's {corruption} on {config['dataset']}: test accuracy (%) against severity, mean ± std "
                     "over seeds.",
             header=("model", "0 (clean)", *(str(s) for s in SEVERITIES)),
-            rows=tuple((variant_title(v), cell(acc(corrupted, **v, corruption="clean")),
+            rows=tuple((tables.variant_title(v), cell(acc(corrupted, **v, corruption="clean")),
                         *(cell(acc(corrupted, **v, corruption=corruption, severity=s)) for s in SEVERITIES))
                        for v in variants),
             notes=(f"Severity 1…5: {magnitudes} "
@@ -399,8 +390,8 @@ def make_tables(written: dict) -> list[tables.Table]:
                 f"±{config['max_shift']:g} px on {config['dataset']} (Engstrom et al. 2019): accuracy (%), "
                 "mean ± std over seeds.",
         header=("model", "clean", f"worst of {config['random_tries']} random",
-                *([f"clean, first {n_grid:,}"] if subset else []), f"grid ({g[0]}×{g[1]}×{g[2]})"),
-        rows=tuple((variant_title(v), cell(acc(corrupted, **v, corruption="clean")),
+                *([f"clean, first {n_grid:,}"] if subset else []), grid_header(written)),
+        rows=tuple((tables.variant_title(v), cell(acc(corrupted, **v, corruption="clean")),
                     cell(acc(worst, **v, attack="random")),
                     *([cell(acc(worst, **v, attack="grid_clean"))] if subset else []),
                     cell(acc(worst, **v, attack="grid"))) for v in variants),
@@ -413,6 +404,13 @@ def make_tables(written: dict) -> list[tables.Table]:
     ))
     out.append(remedies_table(written, variants, corrupted, worst))
     return out
+
+
+def grid_header(written: dict) -> str:
+    """The one header of the exhaustive grid's accuracy, in every table: its size and, when it is scored on
+    fewer images than the rest, on how many."""
+    g, n_grid = written["config"]["grid_points"], written["grid_images"]
+    return f"grid ({g[0]}×{g[1]}×{g[2]})" + (f", first {n_grid:,}" if n_grid < written["test_images"] else "")
 
 
 def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], worst: list[dict]) -> tables.Table:
@@ -430,7 +428,7 @@ def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], w
     random = lambda v: acc(worst, **v, attack="random")  # noqa: E731
     plain = lambda v: v["preprocess"] == v["augment"] == "none"  # noqa: E731
     with_remedies = {v["model"] for v in variants if not plain(v)}
-    rows = [(variant_title(v), cell(clean(v)), "—" if plain(v) else gain(v, clean),
+    rows = [(tables.variant_title(v), cell(clean(v)), "—" if plain(v) else gain(v, clean),
              cell(severity_mean(corrupted, v, "translate")), cell(severity_mean(corrupted, v, "rotate")), cell(random(v)),
              cell(acc(worst, **v, attack="grid")))
             for v in variants if v["model"] in with_remedies]
@@ -441,8 +439,7 @@ def remedies_table(written: dict, variants: list[dict], corrupted: list[dict], w
                 f"severities), worst of {config['random_tries']} random and on the exhaustive grid, mean ± std over "
                 "seeds.",
         header=("model", "clean", "cost at zero perturbation (pts)", "translate", "rotate",
-                f"worst of {config['random_tries']}",
-                "grid" if written["grid_images"] == written["test_images"] else f"grid, first {written['grid_images']:,}"),
+                f"worst of {config['random_tries']} random", grid_header(written)),
         rows=tuple(rows),
         notes=("Centring: each image shifted by whole pixels to put its centre of mass at the centre (MNIST's own "
                "preprocessing); deskewing: sheared to zero second-moment skew and centred (LeCun et al. 1998). Both "
@@ -465,7 +462,7 @@ def reading(written: dict) -> list[str]:
     config, records = written["config"], written["records"]
     corrupted = results.select(records, kind="corruption")
     worst = results.select(records, kind="worst_case")
-    variants = _variants(corrupted)
+    variants = results.distinct(corrupted, VARIANT)
     cell = lambda values: tables.stated(values, digits=1)  # noqa: E731
     clean = lambda v: results.per_seed(corrupted, "accuracy", **v, corruption="clean")  # noqa: E731
     four = lambda v: corruption_mean(corrupted, v)  # noqa: E731
@@ -481,11 +478,11 @@ def reading(written: dict) -> list[str]:
                    f"does worst under {hardest} ({cell(each[hardest])}).")
         others = [v for v in variants if v["model"] != "linear" and v["preprocess"] == v["augment"] == "none"
                   and len(four(v))]
-        versus = {variant_title(v): tables.compare(four(PLAIN_LINEAR), four(v), digits=1) for v in others}
+        versus = {tables.variant_title(v): tables.compare(four(PLAIN_LINEAR), four(v), digits=1) for v in others}
         standings = tables.standings(versus, "the linear model")
         if others:
             out.append("The other models without remedies score " + tables.listed(
-                f"{variant_title(v)} {cell(four(v))}" for v in others) + " under the same corruptions: " + (
+                f"{tables.variant_title(v)} {cell(four(v))}" for v in others) + " under the same corruptions: " + (
                 f"every one {standings[0][0]}" if len(standings) == 1 and len(others) > 1 else
                 "; ".join(f"{tables.listed(names)} {head}" for head, names in standings))
                 + tables.unchecked(versus.values()) + ".")
@@ -496,19 +493,19 @@ def reading(written: dict) -> list[str]:
         out.append(f"On the exhaustive grid of rotations (±{config['max_degrees']:g}°) and translations "
                    f"(±{config['max_shift']:g} px), where an image counts only if it is right at every point, the "
                    f"linear model keeps {cell(on_grid(PLAIN_LINEAR))} of the test images{images}; the best, "
-                   f"{variant_title(best)}, keeps {cell(on_grid(best))}.")
+                   f"{tables.variant_title(best)}, keeps {cell(on_grid(best))}.")
     remedies = [v for v in variants if v["model"] == "linear" and v != PLAIN_LINEAR and len(four(v))]
     if remedies and len(clean(PLAIN_LINEAR)):
         best = max(remedies, key=lambda v: four(v).mean())
         cost = tables.change(clean(PLAIN_LINEAR), clean(best), digits=1, words=moves)
-        out.append(f"Of the linear model's remedies, {variant_title(best)} does best under MNIST-C "
+        out.append(f"Of the linear model's remedies, {tables.variant_title(best)} does best under MNIST-C "
                    f"({cell(four(best))}); against the linear model without it, its clean accuracy {cost}.")
-    return out + tables.failed_models(results.select(corrupted, corruption="clean"), variant_title, VARIANT)
+    return out + tables.failed_models(results.select(corrupted, corruption="clean"), tables.variant_title, VARIANT)
 
 
 def write_figures(written: dict, out) -> None:
     corrupted = results.select(written["records"], kind="corruption")
-    panels = {c: {variant_title(v): severity_curve(corrupted, v, c) for v in _variants(corrupted)}
+    panels = {c: {tables.variant_title(v): severity_curve(corrupted, v, c) for v in results.distinct(corrupted, VARIANT)}
               for c in CORRUPTIONS}
     plots.line_panels([0, *SEVERITIES], panels, out / "severity.png", x_label="severity (0: clean)",
                       y_label="test accuracy (%)", columns=2,

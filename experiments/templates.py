@@ -7,8 +7,8 @@ Run:
 Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 10 epochs) 71 s; quick 9 s cold, 4 s
 with JAX's compilation cache warm.
 Expected (MNIST, logsumexp): 92.6 % at k = 1, 95.2 % at k = 2, 96.0–96.2 % at k = 4–8,
-no better at 16; max is 0.5–1 point lower. Only about 3 templates per class end up
-in use whatever k is; those of 4 and 7 split into styles (open and closed 4s,
+no better at 16; max is 0.3–1 point lower. Only 2–3 templates per class end up
+in use whatever k is (about 2 with max); those of 4 and 7 split into styles (open and closed 4s,
 slanted and upright 7s).
 
 The class logit is the logsumexp (a soft maximum) or the max of the class's k

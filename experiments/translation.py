@@ -226,16 +226,6 @@ def main(argv=None) -> dict:
         linear_recipe=recipe.recipe())
 
 
-def variant_title(record: dict) -> str:
-    """'linear + shift aug. + TTA', say: the model's title and its remedies."""
-    return tables.TITLES[record["model"]] + tables.AUGMENTATIONS[record["augment"]] + (" + TTA" if record["tta"] else "")
-
-
-def _variants(records: list[dict]) -> list[dict]:
-    """One dict of (model, augment, tta) per variant, in the order the records list them."""
-    return [dict(v) for v in dict.fromkeys(tuple((k, r[k]) for k in ("model", "augment", "tta")) for r in records)]
-
-
 def _axis(k: int):
     return lambda r: (abs(r["test_dx"]), abs(r["test_dy"])) in ((k, 0), (0, k))
 
@@ -249,15 +239,15 @@ def make_tables(written: dict) -> list[tables.Table]:
     config, records = written["config"], written["records"]
     grid = results.select(records, kind="grid")
     cell = lambda values: tables.mean_std_of(values, digits=1)  # noqa: E731
-    variants = _variants(grid)
+    variants = results.distinct(grid, ("model", "augment", "tta"))
     seeds = [len(results.per_seed(grid, "accuracy", **v, test_dx=0, test_dy=0, fill="zeros")) for v in variants]
-    failures = tables.failure_note(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), variant_title)
+    failures = tables.failure_note(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), tables.variant_title)
     directions = {"x": lambda k: lambda r: abs(r["test_dx"]) == k and r["test_dy"] == 0,
                   "y": lambda k: lambda r: abs(r["test_dy"]) == k and r["test_dx"] == 0, "diagonal": _diagonal}
     out = []
     for variant, n in zip(variants, seeds):
         out.append(tables.Table(
-            caption=f"Test accuracy (%) of {variant_title(variant)} under test-time shifts, mean ± std over "
+            caption=f"Test accuracy (%) of {tables.variant_title(variant)} under test-time shifts, mean ± std over "
                     f"{tables.counted(n, 'seed')}.",
             header=("shift", *(f"{d}, {fill}" for fill in transforms.FILLS for d in directions)),
             rows=tuple((f"{k} px", *(cell(results.per_seed(grid, "accuracy", directions[d](k), **variant, fill=fill))
@@ -276,7 +266,7 @@ def make_tables(written: dict) -> list[tables.Table]:
         header=("model", "seeds", *(f"{k} px" for k in range(config["max_shift"] + 1)), "2 px diagonal",
                 "consistency ↑", "P(top-1 change, 1 px) ↓", "grid acc. ±2 px", "grid acc. ±3 px"),
         rows=tuple(
-            (variant_title(v), str(n),
+            (tables.variant_title(v), str(n),
              *(cell(results.per_seed(grid, "accuracy", _axis(k), **v, fill="zeros"))
                for k in range(config["max_shift"] + 1)),
              cell(results.per_seed(grid, "accuracy", _diagonal(2), **v, fill="zeros")),
@@ -351,7 +341,7 @@ def reading(written: dict) -> list[str]:
         anew = ": it learns each position anew" if clear == len(rows) and not unknown else ""
         out.append(f"Trained at a fixed shift, the linear model scores best at that same test shift in {len(leads)} of "
                    f"the {len(rows)} rows of the train-shift × test-shift table{close}{anew}{unknown}.")
-    return out + tables.failed_models(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), variant_title,
+    return out + tables.failed_models(results.select(grid, test_dx=0, test_dy=0, fill="zeros"), tables.variant_title,
                                       ("model", "augment", "tta"))
 
 
@@ -383,14 +373,15 @@ def write_figures(written: dict, out) -> None:
     k = written["config"]["max_shift"]
     ticks = list(range(-k, k + 1))
     grid = results.select(written["records"], kind="grid")
-    for v in _variants(grid):
+    for v in results.distinct(grid, ("model", "augment", "tta")):
         slug = "_".join([v["model"], *(["shift_aug"] if v["augment"] == "shift" else []), *(["tta"] if v["tta"] else [])])
         for fill in transforms.FILLS:
             chosen = results.select(grid, **v, fill=fill)
             values = np.array([[_percent(results.per_seed(chosen, "accuracy", test_dx=dx, test_dy=dy))
                                 for dx in ticks] for dy in ticks])
             plots.heatmap(values, ticks, ticks, out / f"grid_{slug}_{fill}.png", x_label="dx (px, + is right)",
-                          y_label="dy (px, + is down)", title=f"{variant_title(v)}, {fill} fill: test accuracy (%)")
+                          y_label="dy (px, + is down)",
+                          title=f"{tables.variant_title(v)}, {fill} fill: test accuracy (%)")
     matrix = results.select(written["records"], kind="matrix")
     for name in dict.fromkeys(r["model"] for r in matrix):
         train_ticks, values = matrix_values(matrix, name)

@@ -130,6 +130,12 @@ def all_failed(records: list[dict], group: tuple[str, ...] = ("model",)) -> list
     return [value for value, flags in groups.items() if all(flags)]
 
 
+def distinct(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """Each combination of the `keys` fields' values that the records hold, as a dict, in the order they first
+    list it (the variants of an experiment, say)."""
+    return [dict(v) for v in dict.fromkeys(tuple((k, r[k]) for k in keys) for r in records)]
+
+
 def select(records: list[dict], where: Callable[[dict], bool] | None = None, **equal) -> list[dict]:
     """The records whose fields equal every `equal` value and for which `where(record)` holds.
 

@@ -19,6 +19,13 @@ AUGMENTATIONS = {"none": "", "shift": " + shift aug.", "mnist_c": " + MNIST-C au
 PREPROCESSING = {"none": "", "centring": " + centring", "deskewing": " + deskewing"}
 
 
+def variant_title(record: dict) -> str:
+    """'linear + deskewing', 'small CNN (LeNet-5 layout) + shift aug. + TTA', say: a record's model title and the
+    remedies its record names (preprocessing, augmentation, test-time augmentation)."""
+    return (TITLES[record["model"]] + PREPROCESSING[record.get("preprocess", "none")]
+            + AUGMENTATIONS[record.get("augment", "none")] + (" + TTA" if record.get("tta") else ""))
+
+
 class Table(NamedTuple):
     """One paper-style table: caption, header and rows of strings, notes; `markdown()` and `latex()`."""
 
@@ -227,16 +234,23 @@ def failure_note(records: list[dict], title=lambda r: r["model"]) -> str:
     return "Failed runs, left out of every mean: " + "; ".join(seen) + ". "
 
 
+ON_EDGE = " (on the grid's edge: the optimum may lie outside)"  # follows a recipe whose best point is on it
+
+
+def grid_values(values) -> str:
+    """A tuning grid's values as every note writes them: '{0.03, 0.1, 0.3, 1}'."""
+    return "{" + ", ".join(f"{v:g}" for v in values) + "}"
+
+
 def recipe_note(recipe: dict, config: dict) -> str:
     """How the linear model was trained, from a results file's `linear_recipe` and `config` (with the options
     that change numbers: bfloat16 products, a shared data order)."""
-    edge = " (on the grid's edge: the optimum may lie outside)" if recipe["on_edge"] else ""
-    grid = lambda values: "{" + ", ".join(f"{v:g}" for v in values) + "}"  # noqa: E731
+    edge = ON_EDGE if recipe["on_edge"] else ""
     options = "".join([", products in bfloat16 (parameters float32)" if config.get("compute_dtype", "float32")
                        != "float32" else "", ", one data order shared by every seed" if config.get("shared_order") else ""])
     return (f"The linear model: rate {recipe['learning_rate']:g}, decay {recipe['weight_decay']:g}, tuned on a "
-            f"validation split over rates {grid(recipe['learning_rates'])} × decays "
-            f"{grid(recipe['weight_decays'])}{edge}, {counted(config['epochs'], 'epoch')}{options}")
+            f"validation split over rates {grid_values(recipe['learning_rates'])} × decays "
+            f"{grid_values(recipe['weight_decays'])}{edge}, {counted(config['epochs'], 'epoch')}{options}")
 
 
 def machine(environment: dict) -> str:

@@ -260,6 +260,13 @@ def test_locality_reading():
     assert sentence("The MLP").endswith(f"summation order: at most {most} test predictions differ).")
     written["closeness"]["mlp"]["differing_test_predictions"] = [0, 1, 0]
     assert sentence("The MLP").endswith("summation order: at most 1 test prediction differs).")
+    # A seed where either run failed is recorded as None and is no evidence: the others speak.
+    written["closeness"]["mlp"]["differing_test_predictions"] = [None, 1, 0]
+    assert sentence("The MLP").endswith("summation order: at most 1 test prediction differs).")
+    row = lambda: next(r for r in locality.make_tables(written)[0].rows if r[0] == "MLP (300 hidden)")  # noqa: E731
+    assert row()[-1].startswith("same computation: at most 1 of 10,000 predictions differ")
+    written["closeness"]["mlp"] |= {"differing_test_predictions": [None] * 3, "max_abs_parameter_difference": None}
+    assert row()[-1] == "— (no seed whose two runs both succeeded)" and "summation order" not in sentence("The MLP")
     # One seed: no Welch's test, the change's own phrase says the spread is unknown (said once).
     single = one_seed(committed("locality"))
     first = [kept(single["records"], "test_accuracy", model="cnn_small", pixels=p) for p in ("original", "permuted")]
