@@ -5,8 +5,9 @@ Run:
     python -m experiments.ladder --out /tmp/quick --preset quick        # seconds, as the tests run it
     python -m experiments.ladder --out results/ladder-gpu --preset gpu  # the committed GPU tables
 
-Runtime (measured): gpu 150 s on an NVIDIA H200; cpu 228 s and quick 31 s cold, 18 s with JAX's
-compilation cache warm, on 2 CPU cores (AMD EPYC).
+Runtime (measured): gpu 150 s on an NVIDIA H200; cpu 228 s and quick 22 s cold, 6 s with JAX's
+compilation cache and the executable store filled (`results/quick/reproduce.json`: cold), on 2 CPU cores
+(AMD EPYC).
 Expected (MNIST, GPU settings, 10 seeds, measured): linear 92.66 %, MLP 98.13 %, small CNN
 99.27 %, larger CNN 99.39 %, each step significant (p from 1e-28 to 5e-5). The cpu preset
 (3 seeds, 3 epochs, larger CNN widths (8, 16)) gives 92.59, 96.98, 98.95 and 98.77 %: its larger

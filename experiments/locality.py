@@ -5,8 +5,8 @@ Run:
     python -m experiments.locality --out results/locality-fashion --dataset fashion_mnist
     python -m experiments.locality --out /tmp/quick --preset quick       # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 109 s; quick 20 s cold, 10 s
-with JAX's compilation cache warm.
+Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 109 s; quick 16 s cold, 5 s with
+JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold).
 Expected (MNIST): the linear model and the MLP are unchanged (their permuted runs
 are the same computation with the inputs and first-layer rows permuted alike, so
 they differ only by float summation order: a handful of the 10,000 test predictions

@@ -5,8 +5,9 @@ Run:
     python -m experiments.resolution --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.resolution --out results/resolution-gpu --preset gpu  # the committed GPU tables
 
-Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 191 s and quick 27 s cold, 20 s
-with JAX's compilation cache warm, on 2 CPU cores (AMD EPYC).
+Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 191 s and quick 27 s cold, 16 s with
+JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold), on 2 CPU
+cores (AMD EPYC).
 Expected (GPU settings, measured): the linear model has 7,850 -> 501,770 parameters from
 28 to 224 px at the same 92.6 % accuracy; the CNN keeps 23,946 parameters at every size
 (6,218 at the CPU widths) and falls from 98.7 % to 79 %, its receptive field now small

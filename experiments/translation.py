@@ -6,8 +6,9 @@ Run:
     python -m experiments.translation --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.translation --out results/translation-gpu --preset gpu # the committed GPU tables
 
-Runtime (measured): cpu 328 s and quick 29 s cold, 19 s with JAX's compilation cache warm, on 2 CPU
-cores (AMD EPYC); gpu 117 s on an NVIDIA H200 (before the evaluation became one program per model).
+Runtime (measured): cpu 328 s and quick 23 s cold, 11 s with JAX's compilation cache and the executable
+store filled (`results/quick/reproduce.json`: cold), on 2 CPU cores (AMD EPYC); gpu 117 s on an NVIDIA
+H200 (before the evaluation became one program per model).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
 1 px, 61–66 % at 2 px along an axis, about 40 % at 2 px on the diagonal and 13–25 % at 4 px.
 Random-shift augmentation (±2 px) costs it about 5 points at 0 px and gains about 17 at 2 px.
