@@ -5,7 +5,7 @@ Run:
     python -m experiments.ladder --out /tmp/quick --preset quick        # seconds, as the tests run it
     python -m experiments.ladder --out results/ladder-gpu --preset gpu  # the committed GPU tables
 
-Runtime (measured): gpu 150 s on an NVIDIA H200; cpu 228 s and quick 22 s cold, 6 s with JAX's
+Runtime (measured): gpu 150 s on an NVIDIA H200; cpu 228 s and quick 17 s cold, 6 s with JAX's
 compilation cache and the executable store filled (`results/quick/reproduce.json`: cold), on 2 CPU cores
 (AMD EPYC).
 Expected (MNIST, GPU settings, 10 seeds, measured): linear 92.66 %, MLP 98.13 %, small CNN

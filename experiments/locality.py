@@ -5,7 +5,7 @@ Run:
     python -m experiments.locality --out results/locality-fashion --dataset fashion_mnist
     python -m experiments.locality --out /tmp/quick --preset quick       # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 109 s; quick 16 s cold, 5 s with
+Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 3 epochs) 109 s; quick 15 s cold, 4 s with
 JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold).
 Expected (MNIST): the linear model and the MLP are unchanged (their permuted runs
 are the same computation with the inputs and first-layer rows permuted alike, so

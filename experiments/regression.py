@@ -8,7 +8,7 @@ Run:
 
 Runtime (2 CPU cores, AMD EPYC, measured): cpu 2.4 min on MNIST (plus about 40 s, the first time
 only, to measure the thickness and slant of 30,000 digits, then cached), 2.8 min on Fashion-MNIST
-(keypoint, quality); quick 34 s cold (measuring its 3,000 digits too, the first time only), 5 s with
+(keypoint, quality); quick 29 s cold (measuring its 3,000 digits too, the first time only), 6 s with
 JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold).
 Expected (MNIST, cpu preset, R² on all 10,000 test images): keypoint linear 0.92 (x) / 0.91 (y),
 small CNN 0.99; quality linear 0.60, CNN 0.93; thickness linear 0.77, CNN 0.96; slant linear 0.91,

@@ -5,7 +5,7 @@ Run:
     python -m experiments.resolution --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.resolution --out results/resolution-gpu --preset gpu  # the committed GPU tables
 
-Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 191 s and quick 27 s cold, 16 s with
+Runtime (measured): gpu under 4 minutes on an NVIDIA H200; cpu 191 s and quick 24 s cold, 15 s with
 JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold), on 2 CPU
 cores (AMD EPYC).
 Expected (GPU settings, measured): the linear model has 7,850 -> 501,770 parameters from

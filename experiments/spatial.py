@@ -11,7 +11,7 @@ Runtime (measured, 2 CPU cores, AMD EPYC, by `experiments.reproduce`): cpu 524 s
 Fashion-MNIST, wall clock (12 models; on MNIST, training takes 244 s of it, the MNIST-C points, corners
 and 10 random draws 221 s and the exhaustive grid on the first 1,000 test images 47 s: a survivor must
 be scored at all 775 points, so the grid on all 10,000, the gpu preset's, costs ten times that); quick
-51 s cold, 15 s with JAX's compilation cache and the executable store filled
+40 s cold, 13 s with JAX's compilation cache and the executable store filled
 (`results/quick/reproduce.json`: cold). The gpu preset has not been run.
 Expected (MNIST, cpu preset, all 10,000 test images, the grid on the first 1,000): the linear model
 92.6 % clean, 44.8 % mean over MNIST-C's four corruptions (translate 29 %), 0.8 % worst of 10, 0 %

@@ -4,7 +4,7 @@ Run:
     python -m experiments.templates --out results/templates               # the cpu preset (also gpu)
     python -m experiments.templates --out /tmp/quick --preset quick      # seconds, as the tests run it
 
-Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 10 epochs) 71 s; quick 6 s cold, 1 s with
+Runtime (2 CPU cores, AMD EPYC, measured): cpu (3 seeds, 10 epochs) 71 s; quick 4 s cold, 1 s with
 JAX's compilation cache and the executable store filled (`results/quick/reproduce.json`: cold).
 Expected (MNIST, logsumexp): 92.6 % at k = 1, 95.2 % at k = 2, 96.0–96.2 % at k = 4–8,
 no better at 16; max is 0.3–1 point lower. Only 2–3 templates per class end up

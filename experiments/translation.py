@@ -6,7 +6,7 @@ Run:
     python -m experiments.translation --out /tmp/quick --preset quick            # seconds, as the tests run it
     python -m experiments.translation --out results/translation-gpu --preset gpu # the committed GPU tables
 
-Runtime (measured): cpu 328 s and quick 23 s cold, 11 s with JAX's compilation cache and the executable
+Runtime (measured): cpu 328 s and quick 22 s cold, 10 s with JAX's compilation cache and the executable
 store filled (`results/quick/reproduce.json`: cold), on 2 CPU cores (AMD EPYC); gpu 117 s on an NVIDIA
 H200 (before the evaluation became one program per model).
 Expected (MNIST, zero fill, mean over seeds): the linear model 92.6 % at 0 px; about 87 % at
