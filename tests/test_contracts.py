@@ -288,6 +288,8 @@ HEADERS = st.tuples(
 @given(HEADERS, st.integers(-12, 12))
 @example((0x00000803, [], b"\xa6\x00\x00\x00\xc5e\xc8|", False), 4)  # shape (2785017856, 3311782012, 0)
 @example((0x00000803, [0, 28, 28], b"", False), 0)  # no images at all
+@example((0x00000801, [3], b"abc", False), 0)  # well-formed: the reader must give these bytes back
+@example((0x00000803, [2, 2, 2], bytes(range(8)), False), 0)
 def test_the_idx_reader_never_fails_any_other_way(tmp_path, case, cut):
     """Any dimension count and sizes, truncated and oversized payloads, wrong magic and type codes,
     broken gzip: DataError naming the file, or exactly the array the header describes."""

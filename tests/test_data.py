@@ -42,6 +42,17 @@ def test_checksums_are_of_the_uncompressed_bytes():
             assert hashlib.md5(raw).hexdigest() == file.md5 == ds.md5[file.filename]
 
 
+def test_pixels_and_labels_are_the_files_bytes():
+    """The loaded arrays against the IDX layout parsed by hand: a 16-byte header then the images, row-major;
+    an 8-byte header then the labels."""
+    ds = mnist()
+    for split, prefix in ((ds.train, "train"), (ds.test, "t10k")):
+        raw = gzip.decompress((SHARED / "mnist" / f"{prefix}-images-idx3-ubyte.gz").read_bytes())
+        np.testing.assert_array_equal(split.images, np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28))
+        raw = gzip.decompress((SHARED / "mnist" / f"{prefix}-labels-idx1-ubyte.gz").read_bytes())
+        np.testing.assert_array_equal(split.labels, np.frombuffer(raw, np.uint8, offset=8))
+
+
 def test_fashion_mnist_is_balanced():
     ds = data.load("fashion_mnist")
     assert np.bincount(ds.train.labels).tolist() == [6000] * 10

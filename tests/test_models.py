@@ -74,6 +74,47 @@ class ConvTest(chex.TestCase, parameterized.TestCase):
             got = model.logits(params, jnp.asarray(x))
         np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-5)
 
+    def test_the_other_deep_models_equal_their_textbook_forward_passes(self):
+        """The MLP in numpy (float64); the larger CNN and the global-pooling CNN as XLA's convolution, ReLU,
+        max pooling (`reduce_window`) and dense layers at the highest precision, same parameters."""
+        def conv(x, p):
+            return _conv_reference(x, p["kernel"], "SAME") + p["bias"].reshape(1, 1, 1, -1)
+
+        def pool(x):
+            return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+        def dense(h, p):
+            return jnp.dot(h, p["kernel"], precision="highest") + p["bias"].reshape(1, -1)
+
+        def larger(params, x):  # per block: conv, ReLU, conv, ReLU, pool
+            h = x[..., None]
+            for block in range(2):  # flax names Conv(pool=True)(relu(Conv(x))) outer first, as it builds them
+                h = jax.nn.relu(conv(h, params[f"Conv_{2 * block + 1}"]))
+                h = pool(jax.nn.relu(conv(h, params[f"Conv_{2 * block}"])))
+            return dense(jax.nn.relu(dense(h.reshape(len(x), -1), params["Dense_0"])), params["Dense_1"])
+
+        def global_pool(params, x):  # conv, ReLU, pool; conv, ReLU, pool; conv, ReLU; mean over the image
+            h = x[..., None]
+            for i in range(3):
+                h = jax.nn.relu(conv(h, params[f"Conv_{i}"]))
+                h = pool(h) if i < 2 else h
+            return dense(h.mean(axis=(1, 2)), params["Dense_0"])
+
+        x, _ = batch(16)
+        mlp = models.get("mlp")
+        params = jax.jit(mlp.init)(jax.random.key(1))
+        p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+        hidden = np.maximum(x.reshape(16, -1) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0)
+        with jax.default_matmul_precision("float32"):
+            np.testing.assert_allclose(jax.jit(mlp.logits)(params, jnp.asarray(x)),
+                                       hidden @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], rtol=1e-5, atol=1e-5)
+            for name, reference in (("cnn_large", larger), ("cnn_gap", global_pool)):
+                model = models.get(name)
+                params = jax.jit(model.init)(jax.random.key(2))
+                np.testing.assert_allclose(jax.jit(model.logits)(params, jnp.asarray(x)),
+                                           jax.jit(reference)(params, jnp.asarray(x)), rtol=1e-5, atol=1e-5,
+                                           err_msg=name)
+
     def test_pooling_refuses_an_odd_output_size(self):
         with pytest.raises(ValueError, match="even output size, got 25×25"):
             models.Conv(features=2, size=3, padding="VALID", pool=True).init(jax.random.key(0), jnp.zeros((1, 27, 27, 1)))

@@ -231,8 +231,12 @@ def test_spatial_reading():
     assert [ranked(four(**plain), four(**v), digits=1) for v in others] == ["within", "above", "above"]
     assert ("under the same corruptions: small CNN (LeNet-5 layout) and larger CNN above the linear model; MLP (300 "
             "hidden) within one std over seeds of it.") in reading(written)
-    deskewed = dict(plain, preprocess="deskewing")
-    assert "linear + deskewing does best under MNIST-C" in text
+    # The linear remedy with the best mean over the corruptions, found from the records.
+    remedies = [dict(model="linear", preprocess=p, augment=a) for p, a in
+                dict.fromkeys((r["preprocess"], r["augment"]) for r in corrupted if r["model"] == "linear")]
+    best = max((v for v in remedies if v != plain), key=lambda v: four(**v).mean())
+    assert f"{tables.variant_title(best)} does best under MNIST-C" in text
+    deskewed = best  # deskewing, in the committed run
     deskewed_clean = kept(corrupted, "accuracy", corruption="clean", **deskewed)
     assert f"without it, its clean accuracy {moved(clean, deskewed_clean, digits=1)} pts." in text
     assert "its clean accuracy rises" in text

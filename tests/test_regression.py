@@ -130,6 +130,18 @@ def test_quality_is_deterministic_and_keeps_a_target_axis():
     assert a.images.dtype == jnp.uint8
     t = np.asarray(a.targets)
     assert 0 <= t.min() and t.max() <= 10 and t.std() > 1
+    # Each target is its own image's degradation: the draws the docstring names, rebuilt with scipy's blur.
+    k_blur, k_noise, k_pixels = jax.random.split(jax.random.key(1), 3)
+    blur = regression.MAX_BLUR * np.asarray(jax.random.uniform(k_blur, (300,)), np.float64)
+    noise = regression.MAX_NOISE * np.asarray(jax.random.uniform(k_noise, (300,)), np.float64)
+    np.testing.assert_allclose(t[:, 0], 10 * (1 - (blur / regression.MAX_BLUR + noise / regression.MAX_NOISE) / 2),
+                               rtol=0, atol=5e-6)  # float32 arithmetic on scores up to 10
+    blurred = np.stack([scipy.ndimage.gaussian_filter(image / 255, s, mode="constant", truncate=27 / s)
+                        for image, s in zip(np.asarray(split.images, np.float64), blur)])
+    noisy = blurred + noise[:, None, None] * np.asarray(jax.random.normal(jax.random.fold_in(k_pixels, 0), (300, 28, 28)))
+    want = np.round(255 * np.clip(noisy, 0, 1))
+    assert np.abs(np.asarray(a.images, np.float64) - want).max() <= 1  # float32 against float64: one grey level
+    assert (np.asarray(a.images) == want).mean() > 0.99
     with pytest.raises(ValueError, match="must be > 0"):
         regression.quality(jax.random.key(1), split, max_noise=0.0)
 
