@@ -2,6 +2,7 @@
 
 import gzip
 import math
+import warnings
 
 import chex
 import jax
@@ -203,6 +204,12 @@ def test_the_edge_of_a_tuning_grid_is_found_by_value_in_any_order():
         grid = tuning.grid_search(jax.random.key(0), fit, val, learning_rates=(1e-4, 0.3, 0.01), seeds=np.int64(1),
                                   **run)
     assert grid.best.learning_rate == 0.3 and grid.on_edge
+    # The smallest decay is a natural bound, not an edge, wherever it stands in the list.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grid = tuning.grid_search(jax.random.key(0), fit, val, learning_rates=(0.3,), seeds=1,
+                                  **{**run, "weight_decays": (1.0, 0.0)})
+    assert grid.best.weight_decay == 0.0 and not grid.on_edge
     for seeds in (True, 0):
         with pytest.raises(ValueError, match="seeds must be an int ≥ 1"):
             tuning.grid_search(jax.random.key(0), fit, val, learning_rates=(0.1,), seeds=seeds, **run)
