@@ -88,8 +88,11 @@ def targets(y, num_targets: int, num_examples: int | None = None, name: str = "t
 
 
 def integer(value, name: str, least: int | None = 1) -> None:
-    """Raises ValueError unless `value` is an int (Python or NumPy, not a bool), ≥ `least` unless that is None."""
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+    """Raises ValueError unless `value` is an int (Python, NumPy, or a 0-d integer array; not a bool),
+    ≥ `least` unless that is None."""
+    zero_d = (not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0
+              and np.issubdtype(np.asarray(value).dtype, np.integer))
+    if (not (isinstance(value, (int, np.integer)) or zero_d) or isinstance(value, (bool, np.bool_))
             or least is not None and value < least):
         raise ValueError(f"{name} must be an int{'' if least is None else f' ≥ {least}'}, got {value!r}.")
 

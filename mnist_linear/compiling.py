@@ -26,10 +26,11 @@ diverges: Fashion-MNIST's small CNN trained with them scored 82.2 ± 1.6 % inste
 (spatial experiment). `experiment.environment()` records the options each result was compiled with.
 Other backends, and a level set in `XLA_FLAGS` when JAX's backend started, are left alone.
 
-No program donates its inputs: none has an output of an input's shape and dtype for XLA to write into
-that input's buffer (the images, targets and parameters it takes live on for the next phase, and the
-parameters it trains are made inside it), so a donation would only lose the caller its arrays
-(`tests/test_train.py` lowers every program with every input donated and finds no alias).
+No program donates its inputs: every input a program takes (the images, targets, keys and the parameters
+it scores) lives on for the caller's next phase, and the parameters it trains are made inside it. At the
+usual shapes no output could even take an input's buffer (`tests/test_train.py` lowers each program with
+every input donated and finds no alias); where one could (raw outputs of 784 images have the shape of the
+linear weights), donating would still lose the caller its arrays.
 
 The persistent cache still traces and lowers a program to find it (0.2 s for one epoch of the linear
 model, half of a warm start). So `jit`'s functions also keep their compiled executables (`compile`,

@@ -71,8 +71,8 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
 def _check_grid(params, images, grid, **kwargs) -> None:
     """The contract of `grid_outputs`: `_check`'s, with a grid of one array or more."""
     if not isinstance(grid, (tuple, list)) or not grid:
-        raise ValueError(f"grid must be a non-empty tuple of the transform's parameter arrays, each (P,), got "
-                         f"{grid!r}; one parameter: (values,).")
+        raise ValueError(f"grid must be a non-empty tuple or list of the transform's parameter arrays, each (P,) "
+                         f"(or (P, N) with per_example=True), got {grid!r}; one parameter: (values,).")
     _check(params, images, grid, **kwargs)
 
 

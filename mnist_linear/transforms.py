@@ -100,17 +100,20 @@ def translate_filled(images: jax.Array, dx, dy, wrap) -> jax.Array:
 
 def random_offsets(key: jax.Array, count: int, max_shift: int) -> tuple[jax.Array, jax.Array]:
     """(dx, dy), each int32 `(count,)`, uniform on [-max_shift, max_shift]. Raises ValueError unless
-    max_shift is an int ≥ 0."""
-    checks.integer(max_shift, "max_shift", least=0)
+    max_shift is an int ≥ 0 (a traced one is not checked)."""
+    if not isinstance(max_shift, jax.core.Tracer):
+        checks.integer(max_shift, "max_shift", least=0)
     dx, dy = jax.random.randint(key, (2, count), -max_shift, max_shift + 1)
     return dx, dy
 
 
 def random_shift(key: jax.Array, images: jax.Array, max_shift: int, fill: str = "zeros") -> jax.Array:
     """Augmentation: each image of `(N, H, W)` shifted by its own uniform offset in [-max_shift, max_shift]².
-    Raises ValueError unless max_shift is an int in [0, min(H, W)) or for an unknown fill."""
-    checks.integer(max_shift, "max_shift", least=0)
-    check_offsets(max_shift, min(images.shape[-2:]), "max_shift")
+    Raises ValueError unless max_shift is an int in [0, min(H, W)) (a traced one is not checked) or for an
+    unknown fill."""
+    if not isinstance(max_shift, jax.core.Tracer):
+        checks.integer(max_shift, "max_shift", least=0)
+        check_offsets(max_shift, min(images.shape[-2:]), "max_shift")
     dx, dy = random_offsets(key, images.shape[0], max_shift)
     return each(lambda x, i, j: translate(x, i, j, fill))(images, dx, dy)
 

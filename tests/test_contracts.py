@@ -187,6 +187,8 @@ def test_arguments_of_the_wrong_shape_or_range_are_named_before_compiling():
             transforms.random_shift(key, jnp.zeros((4, 28, 28)), shift)
     with pytest.raises(ValueError, match="max_shift must be an int ≥ 0"):
         transforms.random_offsets(key, 4, -2)
+    for two in (np.array(2), jnp.int32(2), np.int64(2)):  # 0-d integer arrays are ints
+        chex.assert_shape(transforms.random_offsets(key, 4, two), [(4,), (4,)])
     with pytest.raises(ValueError, match="has 3 values for a grid of 2 arrays"):
         invariance.index(grid, (0, 0, 99))
     with pytest.raises(ValueError, match=r"Grid points \[-1\] are outside \[0, 3\)"):
