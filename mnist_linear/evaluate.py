@@ -58,9 +58,9 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
     if len(seeds) != 1 or () in seeds:
         raise ValueError(f"params must carry a leading seed axis S on every leaf (one model: "
                          f"jax.tree.map(lambda p: p[None], params)); got leading shapes {sorted(seeds)}.")
-    shapes = [np.shape(g) for g in grid]
-    if shapes and (() in shapes or len({s[0] for s in shapes}) != 1 or shapes[0][0] == 0 or per_example and any(
-            s[:2] != (shapes[0][0], images.shape[0] if len(images.shape) == 3 else 1) for s in shapes)):
+    shapes, num_images = [np.shape(g) for g in grid], images.shape[0] if len(images.shape) == 3 else 1
+    if shapes and (() in shapes or len({s[0] for s in shapes}) != 1 or shapes[0][0] == 0
+                   or per_example and any(s[:2] != (shapes[0][0], num_images) for s in shapes)):
         raise ValueError(f"grid arrays must share their length P ≥ 1{' and be (P, N)' if per_example else ''}; "
                          f"got shapes {shapes}.")
     checks.integer(batch_size, "batch_size")
@@ -182,11 +182,11 @@ def _through_templates(params, images, point, *, transform, reduce, batch_size):
 def _check_worst_case(params, images, labels, grid, *, batch_size: int = 1000, points_at_once: int = 1, **_) -> None:
     """The contract of `grid_worst_case`: that of `grid_outputs` with images `(N, H, W)`, a grid of `(P,)`
     arrays, and labels `(N,)` in [0, 10)."""
-    _check(params, images, grid, batch_size=batch_size)
+    _check_grid(params, images, grid, batch_size=batch_size)
     if len(images.shape) != 3:
         raise ValueError(f"images must be (N, H, W), got shape {tuple(images.shape)}; one image: images[None].")
     checks.integer(points_at_once, "points_at_once")
-    if not grid or any(len(np.shape(g)) != 1 for g in grid):
+    if any(len(np.shape(g)) != 1 for g in grid):
         raise ValueError(f"grid arrays must be (P,) each, one value per point (the same for every image); got "
                          f"shapes {[np.shape(g) for g in grid]}.")
     checks.labels(labels, data.NUM_CLASSES, images.shape[0])
