@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
     grid = experiment.tune_linear(config, train_split)
     trained = experiment.train_models("linear", config, train_split, grid.best, models.LINEAR)
     classes, _ = experiment.compile_and_run(evaluate.seed_outputs, trained.params, test.images, apply=linear.logits,
-                                            reduce=tasks.CLASSIFICATION.reduce)
+                                            reduce=tasks.CLASSIFICATION.reduce, models_at_once=config.models_at_once)
     total = len(test.labels)
     correct = (np.asarray(classes) == test.labels).sum(-1)
     records = results.seed_records(

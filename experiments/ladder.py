@@ -80,10 +80,10 @@ def ladder_models(config: Config) -> dict[str, models.Model]:
             "cnn_large": models.get("cnn_large", widths=config.large_widths, hidden=config.large_hidden)}
 
 
-def accuracy(model: models.Model, params, split: data.Split) -> np.ndarray:
+def accuracy(model: models.Model, params, split: data.Split, models_at_once: int) -> np.ndarray:
     """Accuracy of each of the S models on every image of `split`: `(S,)`."""
     classes, _ = experiment.compile_and_run(evaluate.seed_outputs, params, split.images, apply=model.logits,
-                                            reduce=tasks.CLASSIFICATION.reduce)
+                                            reduce=tasks.CLASSIFICATION.reduce, models_at_once=models_at_once)
     return (np.asarray(classes) == np.asarray(split.labels)).mean(-1)
 
 
@@ -101,15 +101,15 @@ def main(argv=None) -> dict:
         records += results.seed_records(
             trained.failed, kind="ladder", model=name,
             parameters=models.parameter_count(experiment.first_seed(trained.params)),
-            test_accuracy=accuracy(model, trained.params, test), train_s=trained.timing["run_s"] / config.seeds)
+            test_accuracy=accuracy(model, trained.params, test, config.models_at_once), train_s=trained.timing["run_s"] / config.seeds)
         print(f"{name}: trained in {trained.timing['run_s']:.1f} s (+{trained.timing['compile_s']:.1f} s compile)")
         if name == "mlp":
             continue  # the antipattern compares the linear model with the CNNs
         trained = experiment.train_models(f"{name} on {len(small.labels)} images", small_config, small, hparams, model)
         timing[f"{name}, {len(small.labels)} images"] = trained.timing
         records += results.seed_records(
-            trained.failed, kind="small_data", model=name, train_accuracy=accuracy(model, trained.params, small),
-            test_accuracy=accuracy(model, trained.params, test))
+            trained.failed, kind="small_data", model=name, train_accuracy=accuracy(model, trained.params, small, config.models_at_once),
+            test_accuracy=accuracy(model, trained.params, test, config.models_at_once))
 
     out.mkdir(parents=True, exist_ok=True)
     return experiment.finish(

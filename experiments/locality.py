@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
             timing[f"{name}, {pixels}"] = trained.timing
             classes, timing[f"{name}, {pixels}: evaluation"] = experiment.compile_and_run(
                 evaluate.seed_outputs, trained.params, test.images, apply=run_model.logits, transform=transform,
-                reduce=tasks.CLASSIFICATION.reduce)
+                reduce=tasks.CLASSIFICATION.reduce, models_at_once=config.models_at_once)
             classes = np.asarray(classes)
             runs[pixels] = (trained.params, classes, trained.failed)
             records += results.seed_records(trained.failed, model=name, pixels=pixels,

@@ -138,6 +138,7 @@ def main(argv=None) -> dict:
             trained = experiment.train_models(f"{name}: {model_name}", config, fit, hparams, model, problem.task)
             timing[f"{name}: {model_name}"] = trained.timing
             batch = {"batch_size": config.cnn_eval_batch_size} if model_name != "linear" else {}
+            batch["models_at_once"] = config.models_at_once
             if problem.shift_fill:  # one sweep over the shift grid; its first point, (0, 0), is the test set
                 shifted, timing[f"{name}: {model_name}: evaluation"] = experiment.compile_and_run(
                     evaluate.grid_outputs, trained.params, test.images, grid_on_device, apply=model.logits,

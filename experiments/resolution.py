@@ -82,7 +82,8 @@ def main(argv=None) -> dict:
             timing[f"{name}, {size} px"] = trained.timing
             classes, timing[f"{name}, {size} px: evaluation"] = experiment.compile_and_run(
                 evaluate.seed_outputs, trained.params, test.images, apply=model.logits, transform=resize,
-                reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size)
+                reduce=tasks.CLASSIFICATION.reduce, batch_size=batch_size,
+                models_at_once=config.models_at_once)
             records += results.seed_records(
                 trained.failed, model=name, factor=factor, image_size=size,
                 parameters=models.parameter_count(experiment.first_seed(trained.params)),

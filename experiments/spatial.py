@@ -218,9 +218,9 @@ def main(argv=None) -> dict:
     deep_config = dataclasses.replace(config, seeds=config.deep_seeds, epochs=config.deep_epochs)
     # (the per-image points' settings, the exhaustive grid's)
     deep = {"batch_size": config.deep_eval_batch_size, "points_at_once": config.deep_points_at_once}
-    linear_eval = ({"batch_size": config.eval_batch_size},
+    linear_eval = ({"batch_size": config.eval_batch_size, "models_at_once": config.models_at_once},
                    {"batch_size": config.eval_batch_size, "points_at_once": config.grid_points_at_once})
-    deep_eval = (deep, deep)
+    deep_eval = ({**deep, "models_at_once": config.models_at_once}, deep)
     augmentations = {
         "none": None, "mnist_c": transforms.random_mnist_c,
         "shift": functools.partial(transforms.random_shift, max_shift=config.augment_shift),

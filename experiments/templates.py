@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
                                 >= 0.01).sum(-1).mean() for s in range(config.seeds)])
             classes, timing[f"k={k}, {reduce}: evaluation"] = experiment.compile_and_run(
                 evaluate.seed_outputs, trained.params, test.images, apply=model.logits,
-                reduce=tasks.CLASSIFICATION.reduce)
+                reduce=tasks.CLASSIFICATION.reduce, models_at_once=config.models_at_once)
             records += results.seed_records(
                 trained.failed, model="templates", k=k, reduce=reduce,
                 parameters=models.parameter_count(experiment.first_seed(params)),

@@ -170,8 +170,9 @@ def main(argv=None) -> dict:
     recipe = experiment.tune_linear(config, split)
     cnn = models.get("cnn_small")
     cnn_config = dataclasses.replace(config, seeds=config.cnn_seeds, epochs=config.cnn_epochs)
-    linear_eval = {"batch_size": config.eval_batch_size}
-    cnn_eval = {"batch_size": config.cnn_eval_batch_size, "points_at_once": config.cnn_offsets_at_once}
+    linear_eval = {"batch_size": config.eval_batch_size, "models_at_once": config.models_at_once}
+    cnn_eval = {"batch_size": config.cnn_eval_batch_size, "points_at_once": config.cnn_offsets_at_once,
+                "models_at_once": config.models_at_once}
 
     linear_plain = experiment.train_models("linear", config, split, recipe.best, models.LINEAR)
     linear_aug = experiment.train_models("linear + shift aug.", config, split, recipe.best, models.LINEAR,

@@ -48,11 +48,13 @@ class TrainingConfig:
                                       "sweeps; seed variance then leaves out the data order)")
     compute_dtype: str = field("float32", "dtype of the training products: float32 or bfloat16 (accelerators; "
                                           "parameters and optimizer state stay float32)")
+    models_at_once: int = field(0, "models each device trains and scores at a time; 0: all of its models (the "
+                                   "fastest); g ≥ 1: the same numbers bit for bit on any number of devices")
 
     @property
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(self.epochs, self.batch_size, self.momentum, self.schedule, self.shared_order,
-                                 self.compute_dtype)
+                                 self.compute_dtype, self.models_at_once)
 
     @property
     def deep_hparams(self) -> train.Hyperparams:
@@ -83,6 +85,7 @@ class TrainingConfig:
         _at_least("num_validation", self.num_validation, 1)
         _at_least("train_examples", self.train_examples, 0)
         _at_least("seed", self.seed, 0)
+        _at_least("models_at_once", self.models_at_once, 0)
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
         for name in ("learning_rates", "deep_learning_rate"):

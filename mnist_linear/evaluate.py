@@ -4,7 +4,8 @@ Images stay on the device as uint8 and are scored in chunks of `batch_size`
 (the last chunk padded, then cut), so all N images count. Each chunk is
 transformed once per grid point and then fed to all S models, whose
 parameters carry a leading seed axis, split over every device
-(`sharding.split_models`). What is kept per image is the task's
+(`sharding.over_models`: `models_at_once` of them at a time, 0 for all of a device's; g ≥ 1 gives
+the same numbers bit for bit on any number of devices). What is kept per image is the task's
 `reduce` (the predicted class for classification, the raw outputs for
 regression).
 """
@@ -43,11 +44,12 @@ def chunked(fn, arrays: tuple, batch_size: int):
 
 
 def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: int | None = None,
-           per_example: bool = False, apply=None, linear_transform: bool = False, **_) -> None:
+           per_example: bool = False, apply=None, linear_transform: bool = False, models_at_once: int = 0,
+           **_) -> None:
     """The contract of `seed_outputs` and `grid_outputs`: images `(N, H, W)` or one `(H, W)`, uint8 or
     floats in [0, 1]; parameters sharing a leading seed axis S; grid arrays sharing P (and N when
-    `per_example`); batch_size and points_at_once ≥ 1; `linear_transform` only for the linear model
-    over a grid shared by every image."""
+    `per_example`); batch_size and points_at_once ≥ 1, models_at_once ≥ 0; `linear_transform` only for
+    the linear model over a grid shared by every image."""
     if linear_transform and (apply is not linear.logits or per_example):
         raise ValueError("linear_transform=True moves each grid point's map onto the linear model's templates: it "
                          "needs apply=linear.logits and a grid shared by every image (per_example=False); "
@@ -64,6 +66,7 @@ def _check(params, images, grid=(), *, batch_size: int = 1000, points_at_once: i
         raise ValueError(f"grid arrays must share their length P ≥ 1{' and be (P, N)' if per_example else ''}; "
                          f"got shapes {shapes}.")
     checks.integer(batch_size, "batch_size")
+    checks.integer(models_at_once, "models_at_once", least=0)
     if points_at_once is not None:
         checks.integer(points_at_once, "points_at_once")
 
@@ -92,20 +95,21 @@ def _seed_outputs(params, images, point, *, apply, transform, reduce, batch_size
 
 
 @checks.before(_check)
-@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size"))
+@compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "models_at_once"))
 def seed_outputs(params: Params, images: jax.Array, *, apply: Apply, transform: Callable | None = None,
-                 reduce: Callable | None = None, batch_size: int = 1000) -> jax.Array:
+                 reduce: Callable | None = None, batch_size: int = 1000, models_at_once: int = 0) -> jax.Array:
     """What S models keep on every image: `(S, N)` classes or `(S, N, K)` outputs.
 
     params: a pytree with a leading seed axis S; images: `(N, H, W)` uint8 or
     floats in [0, 1] (a single `(H, W)` image counts as N = 1);
     transform: `images -> images`, applied to every float chunk (a fixed input
     map such as a pixel permutation); reduce: e.g. a task's `reduce` (None keeps
-    the raw outputs). Raises TypeError or ValueError for bad inputs, before compiling.
+    the raw outputs); models_at_once: see `sharding.over_models`. Raises TypeError or ValueError for
+    bad inputs, before compiling.
     """
-    out = _seed_outputs(sharding.split_models(params), images, (), apply=apply, transform=transform, reduce=reduce,
-                        batch_size=batch_size, per_example=False)
-    return sharding.cut(out, _num_models(params))
+    run = functools.partial(_seed_outputs, images=images, point=(), apply=apply, transform=transform, reduce=reduce,
+                            batch_size=batch_size, per_example=False)
+    return sharding.cut(sharding.over_models(run, params, models_at_once), _num_models(params))
 
 
 def _num_models(params) -> int:
@@ -114,11 +118,11 @@ def _num_models(params) -> int:
 
 @checks.before(_check_grid)
 @compiling.jit(static_argnames=("apply", "transform", "reduce", "batch_size", "points_at_once", "per_example",
-                                "linear_transform"))
+                                "linear_transform", "models_at_once"))
 def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...], *, apply: Apply,
                  transform: Callable, reduce: Callable | None = None, batch_size: int = 1000,
                  points_at_once: int | None = None, per_example: bool = False,
-                 linear_transform: bool = False) -> jax.Array:
+                 linear_transform: bool = False, models_at_once: int = 0) -> jax.Array:
     """What S models keep on every image at each of P grid points: `(P, S, N)` or `(P, S, N, K)`.
 
     grid: the transform's parameters, each `(P,)` (one value per point), or
@@ -128,7 +132,8 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
     points per step of a `lax.map` (None: all): a CNN's activations for every
     point at once can outgrow memory, a linear model's cannot. Images and shapes
     are checked as in `seed_outputs`; the values of traced transform parameters
-    cannot be: check them first (`transforms.check_offsets`, say).
+    cannot be: check them first (`transforms.check_offsets`, say). models_at_once: see
+    `sharding.over_models` (the models are split before the points are mapped).
 
     linear_transform: the caller's word that `transform` is linear in the pixels of images in [0, 1] at
     every point: it samples at places that do not depend on the image (every shift, pixel permutation,
@@ -142,13 +147,16 @@ def grid_outputs(params: Params, images: jax.Array, grid: tuple[jax.Array, ...],
     """
     num_points = jax.tree.leaves(grid)[0].shape[0]
     if linear_transform:
-        at = functools.partial(_through_templates, sharding.split_models(params), images, transform=transform,
-                               reduce=reduce, batch_size=batch_size)
+        at = functools.partial(_through_templates, images=images, transform=transform, reduce=reduce,
+                               batch_size=batch_size)
     else:
-        at = functools.partial(_seed_outputs, sharding.split_models(params), images, apply=apply, transform=transform,
-                               reduce=reduce, batch_size=batch_size, per_example=per_example)
-    return sharding.cut(jax.lax.map(at, tuple(grid), batch_size=points_at_once or num_points), _num_models(params),
-                        axis=1)
+        at = functools.partial(_seed_outputs, images=images, apply=apply, transform=transform, reduce=reduce,
+                               batch_size=batch_size, per_example=per_example)
+
+    def points(stack):  # (P, S', ...) from S' models
+        return jax.lax.map(lambda point: at(stack, point=point), tuple(grid), batch_size=points_at_once or num_points)
+
+    return sharding.cut(sharding.over_models(points, params, models_at_once, axis=1), _num_models(params), axis=1)
 
 
 def _through_templates(params, images, point, *, transform, reduce, batch_size):

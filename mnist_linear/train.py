@@ -72,10 +72,15 @@ class TrainConfig:
     # The forward and backward products in this dtype ("bfloat16": for accelerators); the parameters, the
     # optimizer state and the loss stay float32.
     compute_dtype: str = "float32"
+    # 0: each device trains all of its models in one vmap (the fastest for a shared order; see
+    # `sharding.over_models` for independent ones). g ≥ 1: g at a time: the same numbers bit for bit on any
+    # number of devices.
+    models_at_once: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             checks.integer(getattr(self, name), name)
+        checks.integer(self.models_at_once, "models_at_once", least=0)
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.schedule not in ("cosine", "constant"):
@@ -258,14 +263,15 @@ def check_inputs(keys, images, targets, hparams, *, task: tasks.Task, config: Tr
 @compiling.jit(static_argnames=_STATIC)
 def train_seeds(keys, images, targets, hparams, *, model, task, config, augment=None, transform=None):
     """`train` vmapped over keys `(S,)`: S models in one compiled program, leading axis S, split over
-    every device (`sharding.split_models`).
+    every device, `config.models_at_once` at a time (`sharding.over_models`).
 
     Returns (params, log) with leading axis S. Inputs are checked first
     (`check_inputs`): TypeError or ValueError name a bad one before anything compiles.
     """
     run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform,
                             order_key=shared_order_key(keys, config))
-    out = jax.vmap(run, in_axes=(0, None, None, None))(sharding.split_models(keys), images, targets, hparams)
+    out = sharding.over_models(jax.vmap(lambda key: run(key, images, targets, hparams)), keys,
+                               config.models_at_once)
     return sharding.cut(out, keys.shape[0])
 
 
@@ -290,8 +296,9 @@ def train_grid(keys, images, targets, hparams, grid, *, model, task, config, tra
     run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform,
                             order_key=shared_order_key(keys, config))
 
-    def at(point):
-        return jax.vmap(lambda key: run(key, images, targets, hparams, transform_params=point))(split)
+    def seeds(split):  # (P, S') from S' seeds: every point trains each of them
+        return jax.vmap(lambda point: jax.vmap(
+            lambda key: run(key, images, targets, hparams, transform_params=point))(split))(tuple(grid))
 
-    split = sharding.split_models(keys)  # the seeds over the devices
-    return sharding.cut(jax.vmap(at)(tuple(grid)), keys.shape[0], axis=1)
+    # The seeds over the devices, config.models_at_once at a time.
+    return sharding.cut(sharding.over_models(seeds, keys, config.models_at_once, axis=1), keys.shape[0], axis=1)

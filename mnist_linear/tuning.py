@@ -57,7 +57,8 @@ def _train_and_score(keys, hparams, train_images, train_targets, val_images, val
     # differences between grid points come from the hyperparameters alone.
     over_seeds = jax.vmap(one, in_axes=(0, None))
     points = hparams.learning_rate.shape[0]  # the grid's points, split over the devices
-    return sharding.cut(jax.vmap(over_seeds, in_axes=(None, 0))(keys, sharding.split_models(hparams)), points)
+    return sharding.cut(sharding.over_models(jax.vmap(lambda hp: over_seeds(keys, hp)), hparams,
+                                             config.models_at_once), points)
 
 
 def grid_search(

@@ -15,29 +15,37 @@ from mnist_linear import data, evaluate, experiment, models, tasks, train, trans
 def main(out: str) -> None:
     config = dataclasses.replace(configs.TrainingConfig(), seeds=5, epochs=1, train_examples=3000,
                            num_validation=1000, learning_rates=(0.03, 0.1, 0.3), weight_decays=(0.0, 1e-4),
-                           tuning_seeds=1)
+                           tuning_seeds=1, models_at_once=2)
     dataset = data.load("mnist")
     split = experiment.training_split(config, dataset)
     recipe = experiment.tune_linear(config, split)
-    arrays = {"val_score": recipe.val_score}
-    for shared in (False, True):
-        run = dataclasses.replace(config, shared_order=shared)
-        trained = experiment.train_models("linear", run, split, recipe.best, models.LINEAR)
-        arrays[f"w {shared}"], arrays[f"loss {shared}"] = np.asarray(trained.params["w"]), np.asarray(trained.log.loss)
-    cnn = experiment.train_models("cnn", dataclasses.replace(config, seeds=3),
-                                  split, train.Hyperparams(0.05, 5e-4), models.get("cnn_small"))
-    arrays["cnn loss"] = np.asarray(cnn.log.loss)
+    # Keys "… at once g": g models at a time on every device (`sharding.over_models`); 0 is the default.
+    arrays = {"val_score at once 2": recipe.val_score}
     test = jax.device_put(dataset.test.images[:300])
     grid = jax.device_put(transforms.spatial_grid(2.0, 20.0, (3, 1, 3)))
-    for name, model, params in (("linear", models.LINEAR, trained.params), ("cnn", models.get("cnn_small"), cnn.params)):
-        arrays[f"{name} grid"] = np.asarray(evaluate.grid_outputs(
-            params, test, grid, apply=model.logits, transform=transforms.rotate_translate, batch_size=128,
-            points_at_once=3))
+    for at_once in (0, 2):
+        for shared in (False, True):
+            run = dataclasses.replace(config, shared_order=shared, models_at_once=at_once)
+            trained = experiment.train_models("linear", run, split, recipe.best, models.LINEAR)
+            for name in ("w", "b"):
+                arrays[f"{name} {shared} at once {at_once}"] = np.asarray(trained.params[name])
+            arrays[f"loss {shared} at once {at_once}"] = np.asarray(trained.log.loss)
+        arrays[f"linear grid at once {at_once}"] = np.asarray(evaluate.grid_outputs(
+            trained.params, test, grid, apply=models.LINEAR.logits, transform=transforms.rotate_translate,
+            batch_size=128, points_at_once=3, models_at_once=at_once))
+    cnn_model = models.get("cnn_small")
+    cnn = experiment.train_models("cnn", dataclasses.replace(config, seeds=3, models_at_once=1), split,
+                                  train.Hyperparams(0.05, 5e-4), cnn_model)
+    arrays["cnn params at once 1"] = np.concatenate([np.ravel(p) for p in jax.tree.leaves(cnn.params)])
+    arrays["cnn loss at once 1"] = np.asarray(cnn.log.loss)
+    arrays["cnn grid at once 1"] = np.asarray(evaluate.grid_outputs(
+        cnn.params, test, grid, apply=cnn_model.logits, transform=transforms.rotate_translate, batch_size=128,
+        points_at_once=3, models_at_once=1))
     np.savez(out, **arrays)
     # What each device holds: the compiled (partitioned) training program's smallest stack of weights.
     program = train.train_seeds.lower(jax.random.split(jax.random.key(0), 5), split.images, split.labels,
                                       train.Hyperparams(0.1, 0.0), model=models.LINEAR, task=tasks.CLASSIFICATION,
-                                      config=config.train_config).compile().as_text()
+                                      config=train.TrainConfig(epochs=1)).compile().as_text()
     per_device = min(int(k) for k in re.findall(r"f32\[(\d+),784,10\]", program))
     print(f"{jax.device_count()} devices; {per_device} of the 5 linear models on each")
 

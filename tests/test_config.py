@@ -45,6 +45,7 @@ def test_explicit_flags_apply_on_top_of_the_preset(tmp_path):
     (["--seeds", "-1"], "seeds must be ≥ 1"),
     (["--epochs", "0"], "epochs must be ≥ 1"),
     (["--batch-size", "0"], "batch_size must be ≥ 1"),
+    (["--models-at-once=-1"], "models_at_once must be ≥ 0"),
     (["--weight-decays=-1e-4"], "weight_decays must be ≥ 0"),
     (["--dataset", "cifar10"], "dataset must be one of"),
     (["--max-shift", "28"], r"max_shift must be in \[0, 27\]"),

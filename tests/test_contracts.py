@@ -152,7 +152,8 @@ def test_bad_hyperparameters_and_configs_fail_before_compiling():
             _train(images, labels, train.Hyperparams(jnp.float32(rate), jnp.float32(0.0)))
     with pytest.raises(ValueError, match="weight_decay must be ≥ 0"):
         _train(images, labels, train.Hyperparams(jnp.float32(0.1), jnp.float32(-1e-4)))
-    for field, value in (("epochs", 0), ("batch_size", 0), ("momentum", 1.0), ("schedule", "linear")):
+    for field, value in (("epochs", 0), ("batch_size", 0), ("momentum", 1.0), ("schedule", "linear"),
+                         ("models_at_once", -1), ("models_at_once", 1.5)):
         with pytest.raises(ValueError, match=field):
             train.TrainConfig(**{field: value})
     with pytest.raises(TypeError, match="keys"):
@@ -181,6 +182,8 @@ def test_arguments_of_the_wrong_shape_or_range_are_named_before_compiling():
     with pytest.raises(ValueError, match="points_at_once must be an int ≥ 1, got 0"):
         evaluate.grid_outputs(params, images, grid, apply=linear.logits, transform=transforms.translate,
                               points_at_once=0)
+    with pytest.raises(ValueError, match="models_at_once must be an int ≥ 0, got -1"):
+        evaluate.seed_outputs(params, images, apply=linear.logits, models_at_once=-1)
     for shift, match in ((-2, "max_shift must be an int ≥ 0"), (28, "max_shift of 28 px is not smaller"),
                          (1.5, "max_shift must be an int")):
         with pytest.raises(ValueError, match=match):

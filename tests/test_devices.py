@@ -37,6 +37,23 @@ def test_padding_and_cutting_give_back_the_models():
     assert placed["w"].sharding.is_fully_replicated and len(placed["w"].sharding.device_set) == jax.device_count()
 
 
+@pytest.mark.parametrize("at_once", [0, 1, 2, 3, 7])
+def test_models_at_once_computes_every_model_with_its_own_parameters(at_once):
+    """`over_models` with g models at a time: the S models' outputs in order, with the model axis where
+    `fn` put it, against numpy; padding (S = 5 in stacks of 2, 3 or 7) cut off."""
+    rng = np.random.default_rng(0)
+    w, b, x = rng.normal(size=(5, 4, 3)), rng.normal(size=(5, 3)), rng.normal(size=(6, 4))
+    tree = {"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
+
+    def fn(stack):  # (2, S', 6, 3): the model axis second
+        out = jnp.einsum("nd,sdk->snk", x.astype(np.float32), stack["w"]) + stack["b"][:, None, :]
+        return jnp.stack([out, -out])
+
+    out = jax.jit(lambda t: sharding.cut(sharding.over_models(fn, t, at_once, axis=1), 5, axis=1))(tree)
+    expected = np.einsum("nd,sdk->snk", x, w) + b[:, None, :]
+    np.testing.assert_allclose(np.asarray(out), np.stack([expected, -expected]), rtol=1e-5, atol=1e-5)
+
+
 def _sweep(tmp_path: Path, devices: int) -> dict:
     out = tmp_path / f"{devices}.npz"
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
@@ -52,14 +69,21 @@ def _sweep(tmp_path: Path, devices: int) -> dict:
 
 @pytest.mark.xdist_group("sharding")
 def test_a_sweep_on_eight_devices_equals_one_device(tmp_path):
+    """Tuning, training (independent and shared orders, the linear model and the small CNN) and the grid
+    evaluation, g models at a time (`models_at_once`): 8 devices give one device's numbers bit for bit.
+    All of each device's models at once (the default): to float32 rounding."""
     one, eight = _sweep(tmp_path, 1), _sweep(tmp_path, 8)
     assert one.keys() == eight.keys()
-    np.testing.assert_array_equal(eight["val_score"], one["val_score"])  # the tuning grid's accuracies
+    assert {name.rsplit(" ", 1)[1] for name in one} == {"0", "1", "2"}
     for name in one:
-        # Each device runs the models it holds as a smaller vmap, and XLA's CPU kernels may sum in another
-        # order for another batch size (as a model alone against the same model in a vmap): equal to float32
-        # rounding, not bit for bit.
-        np.testing.assert_allclose(eight[name], one[name], rtol=1e-5, atol=3e-5, err_msg=name)
+        if name.endswith("at once 0"):
+            # Each device runs the models it holds as a smaller vmap, and XLA's CPU kernels may sum in another
+            # order for another batch size (as a model alone against the same model in a vmap).
+            np.testing.assert_allclose(eight[name], one[name], rtol=1e-5, atol=3e-5, err_msg=name)
+        else:
+            np.testing.assert_array_equal(eight[name], one[name], err_msg=name)
+    # The two paths are the same computation, summed in other orders.
+    np.testing.assert_allclose(one["w True at once 2"], one["w True at once 0"], rtol=1e-5, atol=3e-5)
 
 
 def test_the_compilation_cache_is_on_by_default_with_a_switch(tmp_path):
