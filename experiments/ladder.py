@@ -101,14 +101,16 @@ def main(argv=None) -> dict:
         records += results.seed_records(
             trained.failed, kind="ladder", model=name,
             parameters=models.parameter_count(experiment.first_seed(trained.params)),
-            test_accuracy=accuracy(model, trained.params, test, config.models_at_once), train_s=trained.timing["run_s"] / config.seeds)
+            test_accuracy=accuracy(model, trained.params, test, config.models_at_once),
+            train_s=trained.timing["run_s"] / config.seeds)
         print(f"{name}: trained in {trained.timing['run_s']:.1f} s (+{trained.timing['compile_s']:.1f} s compile)")
         if name == "mlp":
             continue  # the antipattern compares the linear model with the CNNs
         trained = experiment.train_models(f"{name} on {len(small.labels)} images", small_config, small, hparams, model)
         timing[f"{name}, {len(small.labels)} images"] = trained.timing
         records += results.seed_records(
-            trained.failed, kind="small_data", model=name, train_accuracy=accuracy(model, trained.params, small, config.models_at_once),
+            trained.failed, kind="small_data", model=name,
+            train_accuracy=accuracy(model, trained.params, small, config.models_at_once),
             test_accuracy=accuracy(model, trained.params, test, config.models_at_once))
 
     out.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,9 @@ class TrainingConfig:
                                       "sweeps; seed variance then leaves out the data order)")
     compute_dtype: str = field("float32", "dtype of the training products: float32 or bfloat16 (accelerators; "
                                           "parameters and optimizer state stay float32)")
-    models_at_once: int = field(0, "models each device trains and scores at a time; 0: all of its models (the "
-                                   "fastest); g ≥ 1: the same numbers bit for bit on any number of devices")
+    models_at_once: int = field(0, "seeds (tuning: grid points) each device trains and scores at a time; 0: "
+                                   "all of its own (the fastest with a shared order); g ≥ 1: the same numbers "
+                                   "bit for bit on any number of devices (but for spatial's exhaustive grid)")
 
     @property
     def train_config(self) -> train.TrainConfig:

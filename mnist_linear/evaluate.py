@@ -5,7 +5,8 @@ Images stay on the device as uint8 and are scored in chunks of `batch_size`
 transformed once per grid point and then fed to all S models, whose
 parameters carry a leading seed axis, split over every device
 (`sharding.over_models`: `models_at_once` of them at a time, 0 for all of a device's; g ≥ 1 gives
-the same numbers bit for bit on any number of devices). What is kept per image is the task's
+the same numbers bit for bit on any number of devices; not `grid_worst_case`, whose loop takes the
+images that any model still gets right). What is kept per image is the task's
 `reduce` (the predicted class for classification, the raw outputs for
 regression).
 """

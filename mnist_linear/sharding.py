@@ -9,8 +9,8 @@ its own models on its own copy of the data, and only results cross devices. Outs
 the programs, `replicated` places data whole on every device, once. On one device all
 of this is the identity. With 8 devices the results equal one device's to float32
 rounding, not bit for bit: each device runs a smaller vmap, and XLA's CPU kernels may
-sum in another order for another batch size. `over_models` with `at_once=g` (the
-`models_at_once` of `train.TrainConfig` and of the evaluations) runs each device's models
+sum in another order for another batch size. `over_models` with `models_at_once=g` (in
+`train.TrainConfig`, `evaluate.seed_outputs` and `grid_outputs`) runs each device's models
 g at a time instead, in stacks whose shapes do not depend on the device count: the same
 numbers bit for bit on 1 or 8 devices (`tests/test_devices.py`).
 
@@ -72,31 +72,36 @@ def split_models(tree):
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh(), PartitionSpec(AXIS)))
 
 
-def over_models(fn, tree, at_once: int = 0, axis: int = 0):
-    """Inside a jitted program: `fn` of the S models stacked on the leading axis of every leaf of `tree`,
-    split over the devices; `fn(stack)` returns leaves with the stack's model axis at `axis`, and so does
-    `over_models`, that axis padded (`cut` it to S).
+def over_models(fn, tree, models_at_once: int = 0, axis: int = 0):
+    """Inside a jitted program: `fn` of the S entries of a sweep's model axis (seeds; grid points when
+    tuning), stacked on the leading axis of every leaf of `tree`, split over the devices. `fn(stack)`
+    returns leaves with the stack's axis at `axis` ≥ 0, and so does `over_models`, that axis padded
+    (`cut` it to S).
 
-    at_once=0: `fn(split_models(tree))`, every device's models in one stack: the fastest. XLA's CPU
-    kernels may sum in another order for another number of models per device, so results on D devices
-    equal one device's to float32 rounding, not bit for bit. at_once=g: each device takes its models g at
-    a time (a `lax.map` of `fn` over stacks of g), the model axis padded to a multiple of g × D. Every
-    stack then has the same shapes on any number of devices, so the results are the same bit for bit
-    (`tests/test_devices.py`), at the cost of the padding and of narrower products (a linear sweep's
-    wide GEMM is g models wide). Measured once on 2 CPU cores (AMD EPYC, one device; not a benchmark),
-    one epoch of 32 linear models: with a shared order 1.2–1.3 s all at once, 2.2–2.6 s eight at a time
-    and 3.8–4.1 s one at a time; with independent orders 7.0–9.6 s all at once, 4.4–4.7 s eight at a time
-    and 5.5–5.9 s one at a time. Raises ValueError when the leaves disagree on S."""
-    if not at_once:
+    models_at_once=0: `fn(split_models(tree))`, every device's entries in one stack (the fastest with a
+    shared order). XLA's CPU kernels may sum in another order for another stack size, so results on
+    D devices equal one device's to float32 rounding, not bit for bit. models_at_once=g: each device
+    takes its entries g at a time (a `lax.map` of `fn` over stacks of g), the axis padded to a multiple
+    of g × D. Every stack then has the same shapes on any number of devices, so the results are the same
+    bit for bit (`tests/test_devices.py`), at the cost of the padding and of narrower products (a linear
+    sweep's wide GEMM is g models wide). Measured once on 2 CPU cores (AMD EPYC, one device; not a
+    benchmark), one epoch of 32 linear models: with a shared order 1.2–1.3 s all at once, 2.2–2.6 s eight
+    at a time and 3.8–4.1 s one at a time; with independent orders 7.0–9.6 s all at once, 4.4–4.7 s eight
+    at a time and 5.5–5.9 s one at a time. Raises ValueError when the leaves disagree on S, or when an
+    output leaf has no axis of g at `axis`."""
+    if not models_at_once:
         return fn(split_models(tree))
-    devices = jax.device_count()
-    per_device = -(-_num_models(tree) // (devices * at_once))  # stacks of g on each device
-    tree = jax.tree.map(lambda leaf: leaf.reshape(devices, per_device, at_once, *leaf.shape[1:]),
-                        _pad(tree, devices * per_device * at_once))
+    devices, g = jax.device_count(), models_at_once
+    per_device = -(-_num_models(tree) // (devices * g))  # stacks of g on each device
+    tree = jax.tree.map(lambda leaf: leaf.reshape(devices, per_device, g, *leaf.shape[1:]),
+                        _pad(tree, devices * per_device * g))
     tree = jax.lax.with_sharding_constraint(tree, NamedSharding(mesh(), PartitionSpec(AXIS)))
-    out = jax.vmap(lambda stacks: jax.lax.map(fn, stacks))(tree)  # leaves (D, per_device, ..., g @ axis, ...)
+    out = jax.vmap(lambda stacks: jax.lax.map(fn, stacks))(tree)  # leaves (D, per_device, …), g at axis + 2
 
-    def join(leaf):
+    def join(leaf):  # (D, per_device, …, g, …) -> (…, D · per_device · g, …), device-major
+        if not 0 <= axis < leaf.ndim - 2 or leaf.shape[axis + 2] != g:
+            raise ValueError(f"over_models: fn's outputs must hold the stack of {g} at axis {axis} ≥ 0; got an "
+                             f"output of shape {leaf.shape[2:]}.")
         leaf = jax.numpy.moveaxis(leaf, (0, 1), (axis, axis + 1))
         return leaf.reshape(*leaf.shape[:axis], -1, *leaf.shape[axis + 3:])
 

@@ -72,9 +72,9 @@ class TrainConfig:
     # The forward and backward products in this dtype ("bfloat16": for accelerators); the parameters, the
     # optimizer state and the loss stay float32.
     compute_dtype: str = "float32"
-    # 0: each device trains all of its models in one vmap (the fastest for a shared order; see
-    # `sharding.over_models` for independent ones). g ≥ 1: g at a time: the same numbers bit for bit on any
-    # number of devices.
+    # 0: each device trains all of its models in one vmap (the fastest with a shared order; see
+    # `sharding.over_models` for independent ones). g ≥ 1: g at a time (seeds; in tuning, grid points): the
+    # same numbers bit for bit on any number of devices.
     models_at_once: int = 0
 
     def __post_init__(self):
@@ -291,7 +291,8 @@ def train_grid(keys, images, targets, hparams, grid, *, model, task, config, tra
     grid: the transform's parameters, each `(P,)`; every batch of point p is
     `transform(x, *point_p)` (a fixed shift, say). Returns (params, log) with
     leading axes `(P, S)`. Every point sees the same seeds, so the differences
-    between points come from the transform alone. Inputs are checked as in `train_seeds`.
+    between points come from the transform alone. The seeds are split over every device,
+    `config.models_at_once` at a time (each trained at all P points). Inputs are checked as in `train_seeds`.
     """
     run = functools.partial(train, model=model, task=task, config=config, augment=augment, transform=transform,
                             order_key=shared_order_key(keys, config))
@@ -300,5 +301,4 @@ def train_grid(keys, images, targets, hparams, grid, *, model, task, config, tra
         return jax.vmap(lambda point: jax.vmap(
             lambda key: run(key, images, targets, hparams, transform_params=point))(split))(tuple(grid))
 
-    # The seeds over the devices, config.models_at_once at a time.
     return sharding.cut(sharding.over_models(seeds, keys, config.models_at_once, axis=1), keys.shape[0], axis=1)
