@@ -14,9 +14,10 @@ is known: it includes the transfer to the device, every compile, the training an
    store filled by an earlier process), a Flax-example-style JAX loop (jitted step, Python loop over host batches), PyTorch on the
    CPU (tensor indexing, and a `DataLoader`) and scikit-learn's `LogisticRegression` (lbfgs).
 2. Sweep throughput: model-epochs per second of S = 1, 8, 32, 128 linear models in one program, with
-   independent data orders (the default) and with `shared_order=True`, against the same models one after
-   another (one compiled program run S times) and a naive vmap (a plain JAX scan, each model gathering
-   its own batches).
+   independent data orders (the default) and with `shared_order=True`, each all at once (the default)
+   and 8 at a time (`models_at_once`: the same numbers bit for bit on any number of devices), against
+   the same models one after another (one compiled program run S times) and a naive vmap (a plain JAX
+   scan, each model gathering its own batches).
 3. The grid evaluation: (model × transformed image) evaluations per second of `evaluate.grid_outputs`
    (rotation and translation, bilinear) for the linear model (the images warped, and with
    `linear_transform=True` its templates warped back instead) and the small CNN.
@@ -42,6 +43,7 @@ from pathlib import Path
 TARGET = 0.92
 RECIPE = {"learning_rate": 0.3, "weight_decay": 1e-4, "momentum": 0.9, "batch_size": 100, "epochs": 1}
 SWEEP_SEEDS = (1, 8, 32, 128)
+AT_ONCE = 8  # models_at_once of the sweeps' second runs (S when fewer)
 GEMMS = {"2048×2048 @ 2048×2048": (2048, 2048, 2048),
          **{f"100×784 @ 784×{10 * s} ({s} models' step)": (100, 784, 10 * s) for s in SWEEP_SEEDS}}
 EPOCH_FLOPS = 2 * 2 * 784 * 10 * 60_000  # per model-epoch: the forward product and the weights' gradient
@@ -49,6 +51,7 @@ IMAGE_BYTES = 60_000 * 784  # the uint8 training images, read once per epoch
 # (row, model, models S, grid points, linear_transform) of the grid evaluation
 GRID_RUNS = (("linear", "linear", 5, 31, False), ("linear, `linear_transform=True`", "linear", 5, 31, True),
              ("cnn_small", "cnn_small", 2, 4, False))
+SWEEPS = ("independent", "independent at once", "shared_order", "shared_order at once", "sequential", "naive_vmap")
 TIME_TO_TARGET = ("ours_cold", "ours_warm", "flax_style", "torch_indexing", "torch_dataloader", "sklearn_lbfgs")
 TITLES = {
     "ours_cold": "this project, `train.train_seeds` (cold: empty compilation cache)",
@@ -67,7 +70,7 @@ def _data():
     return data.load("mnist")
 
 
-def worker_ours(seeds: int, shared_order: bool, epochs: int) -> dict:
+def worker_ours(seeds: int, shared_order: bool, epochs: int, models_at_once: int = 0) -> dict:
     """`train.train_seeds` then `evaluate.seed_outputs`, compile (or, warm, read from the executable
     store: `compiling`) and run timed apart. The arrays go to the device as README's example puts them
     (`jax.device_put`: no copy on the CPU), the rates as plain floats: an eager `jnp` call compiles a
@@ -80,7 +83,7 @@ def worker_ours(seeds: int, shared_order: bool, epochs: int) -> dict:
     start = time.perf_counter()
     images, labels, test = jax.device_put((ds.train.images, ds.train.labels, ds.test.images))  # as README does
     config = train.TrainConfig(epochs=epochs, batch_size=RECIPE["batch_size"], momentum=RECIPE["momentum"],
-                               shared_order=shared_order)
+                               shared_order=shared_order, models_at_once=models_at_once)
     hparams = train.Hyperparams(RECIPE["learning_rate"], RECIPE["weight_decay"])  # floats, as README's
     keys = experiment.seed_keys(0, seeds)
     compiled_at = time.perf_counter()
@@ -357,7 +360,7 @@ def _model_flops(model, params) -> float:
 
 
 WORKERS = {
-    "ours": lambda a: worker_ours(a.seeds, a.shared_order, a.epochs),
+    "ours": lambda a: worker_ours(a.seeds, a.shared_order, a.epochs, a.models_at_once),
     "sequential": lambda a: worker_sequential(a.seeds, a.epochs),
     "naive_vmap": lambda a: worker_naive_vmap(a.seeds, a.epochs),
     "flax_style": lambda a: worker_flax_style(),
@@ -406,9 +409,11 @@ def measure(repeats: int, sweep_repeats: int) -> dict:
     for r in range(sweep_repeats):
         print(f"sweeps: repetition {r + 1} of {sweep_repeats}", file=sys.stderr)
         for seeds in SWEEP_SEEDS:
-            flags = ("--seeds", str(seeds))
+            flags, stacks = ("--seeds", str(seeds)), ("--models-at-once", str(min(AT_ONCE, seeds)))
             for name, run in (("independent", lambda: _run("ours", *flags)),
+                              ("independent at once", lambda: _run("ours", *flags, *stacks)),
                               ("shared_order", lambda: _run("ours", *flags, "--shared-order")),
+                              ("shared_order at once", lambda: _run("ours", *flags, "--shared-order", *stacks)),
                               ("sequential", lambda: _run("sequential", *flags)),
                               ("naive_vmap", lambda: _run("naive_vmap", *flags))):
                 results["sweep"].setdefault(f"{name} {seeds}", []).append(run())
@@ -461,27 +466,30 @@ def make_tables(results: dict, machine_name: str) -> list:
     flops = EPOCH_FLOPS
     rows = []
     for seeds in SWEEP_SEEDS:
-        rate = {name: seeds / _median(results["sweep"][f"{name} {seeds}"], "train_s")
-                for name in ("independent", "shared_order", "sequential", "naive_vmap")}
+        rate = {name: seeds / _median(results["sweep"].get(f"{name} {seeds}", []), "train_s")
+                for name in SWEEPS}
         # The fastest a model-epoch could be: its FLOPs at the measured rate of the S models' fused product,
         # or reading the uint8 images once for all S models, whichever takes longer.
         fused = next(v for k, v in gemm.items() if k.endswith(f"({seeds} models' step)"))
         bound = max(flops / fused, IMAGE_BYTES / bandwidth / seeds)
         ratio = {n: f"{rate[n] / rate['naive_vmap']:.1f}×" for n in ("independent", "shared_order")}
-        rows.append((str(seeds), *(f"{rate[n]:.1f}" for n in ("independent", "shared_order", "sequential", "naive_vmap")),
+        rows.append((str(seeds), *(f"{rate[n]:.1f}" for n in SWEEPS),
                      ratio["independent"], ratio["shared_order"],
                      f"{rate['shared_order'] * bound:.0%}"))
     out.append(tables.Table(
         caption=f"Sweeps: linear model-epochs per second (training only, after compiling), median of "
                 f"{len(results['sweep']['independent 1'])} fresh processes on {machine_name}.",
-        header=("models S", "independent orders", "shared_order=True", "one after another", "naive vmap",
-                "independent ÷ naive", "shared ÷ naive", "share of the roofline (shared)"),
+        header=("models S", "independent orders", f"{AT_ONCE} at a time", "shared_order=True", f"{AT_ONCE} at a time",
+                "one after another", "naive vmap", "independent ÷ naive", "shared ÷ naive",
+                "share of the roofline (shared)"),
         rows=tuple(rows),
         notes=(f"One epoch of one model: {flops / 1e9:.2f} GFLOP (the forward product and the weights' gradient, "
                f"60,000 images) and at least {IMAGE_BYTES / 1e6:.0f} MB read (the uint8 images, once for all models "
                "of a shared-order sweep). Roofline: that work at the measured rate of the S models' fused product "
                "(100×784 @ 784×10S, the table below) or the measured bandwidth, whichever is slower; the last column "
-               "divides it by the time taken. The naive vmap draws independent orders, as the first column does.",),
+               "divides it by the time taken. The naive vmap draws independent orders, as the first column does. "
+               f"{AT_ONCE} at a time: `models_at_once={AT_ONCE}` (S when fewer), each device's models in stacks of "
+               f"{AT_ONCE}, which gives the same numbers bit for bit on any number of devices.",),
     ))
     peak = max(gemm.values(), default=float("nan"))
     out.append(tables.Table(
@@ -553,6 +561,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=RECIPE["epochs"], help=argparse.SUPPRESS)
     parser.add_argument("--shared-order", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--models-at-once", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--model", default="linear", help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=31, help=argparse.SUPPRESS)
     parser.add_argument("--linear-transform", action="store_true", help=argparse.SUPPRESS)

@@ -84,10 +84,7 @@ def over_models(fn, tree, models_at_once: int = 0, axis: int = 0):
     takes its entries g at a time (a `lax.map` of `fn` over stacks of g), the axis padded to a multiple
     of g × D. Every stack then has the same shapes on any number of devices, so the results are the same
     bit for bit (`tests/test_devices.py`), at the cost of the padding and of narrower products (a linear
-    sweep's wide GEMM is g models wide). Measured once on 2 CPU cores (AMD EPYC, one device; not a
-    benchmark), one epoch of 32 linear models: with a shared order 1.2–1.3 s all at once, 2.2–2.6 s eight
-    at a time and 3.8–4.1 s one at a time; with independent orders 7.0–9.6 s all at once, 4.4–4.7 s eight
-    at a time and 5.5–5.9 s one at a time. Raises ValueError when the leaves disagree on S, or when an
+    sweep's wide GEMM is g models wide; `benchmarks/README.md` measures both ways). Raises ValueError when the leaves disagree on S, or when an
     output leaf has no axis of g at `axis`."""
     if not models_at_once:
         return fn(split_models(tree))
