@@ -1,6 +1,6 @@
 """Our speed against the peers a user would otherwise pick, side by side in one run; writes benchmarks/README.md.
 
-Run (12–15 min on 2 CPU cores of an AMD EPYC, 26 min on 2 of an Intel Xeon; the peers live in their own environment):
+Run (12–18 min on 2 CPU cores of an AMD EPYC, 26 min on 2 of an Intel Xeon; the peers live in their own environment):
     make benchmark                                  # creates .venv-bench (torch==2.13.0 CPU, scikit-learn), runs this
     .venv-bench/bin/python -m benchmarks.speed --repeats 5 --out benchmarks/README.md
 
