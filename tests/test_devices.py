@@ -72,7 +72,8 @@ def test_a_sweep_on_eight_devices_equals_one_device(tmp_path):
     """Tuning, training (independent and shared orders, a transform grid; the linear model and the small
     CNN) and the evaluations (seed outputs, a warped grid, a grid through the templates), g models at a
     time (`models_at_once`; two stacks per device in `stacks`): 8 devices give one device's numbers bit for
-    bit. All of each device's models at once (the default): to float32 rounding."""
+    bit. All of each device's models at once (the default; tuning, the linear sweeps and the warped grid): to
+    float32 rounding."""
     one, eight = _sweep(tmp_path, 1), _sweep(tmp_path, 8)
     assert one.keys() == eight.keys()
     assert {name.rsplit(" ", 1)[1] for name in one} == {"0", "1", "2"}
