@@ -84,8 +84,8 @@ def over_models(fn, tree, models_at_once: int = 0, axis: int = 0):
     takes its entries g at a time (a `lax.map` of `fn` over stacks of g), the axis padded to a multiple
     of g × D. Every stack then has the same shapes on any number of devices, so the results are the same
     bit for bit (`tests/test_devices.py`), at the cost of the padding and of narrower products (a linear
-    sweep's wide GEMM is g models wide; `benchmarks/README.md` measures both ways). Raises ValueError when the leaves disagree on S, or when an
-    output leaf has no axis of g at `axis`."""
+    sweep's wide GEMM is g models wide; `benchmarks/README.md` measures both ways). Raises ValueError
+    when the leaves disagree on S, or when an output leaf has no axis of g at `axis`."""
     if not models_at_once:
         return fn(split_models(tree))
     devices, g = jax.device_count(), models_at_once
