@@ -51,7 +51,8 @@ IMAGE_BYTES = 60_000 * 784  # the uint8 training images, read once per epoch
 # (row, model, models S, grid points, linear_transform) of the grid evaluation
 GRID_RUNS = (("linear", "linear", 5, 31, False), ("linear, `linear_transform=True`", "linear", 5, 31, True),
              ("cnn_small", "cnn_small", 2, 4, False))
-SWEEPS = ("independent", "independent at once", "shared_order", "shared_order at once", "sequential", "naive_vmap")
+SWEEPS = ("independent", "independent models_at_once", "shared_order", "shared_order models_at_once", "sequential",
+          "naive_vmap")
 TIME_TO_TARGET = ("ours_cold", "ours_warm", "flax_style", "torch_indexing", "torch_dataloader", "sklearn_lbfgs")
 TITLES = {
     "ours_cold": "this project, `train.train_seeds` (cold: empty compilation cache)",
@@ -411,9 +412,9 @@ def measure(repeats: int, sweep_repeats: int) -> dict:
         for seeds in SWEEP_SEEDS:
             flags, stacks = ("--seeds", str(seeds)), ("--models-at-once", str(min(AT_ONCE, seeds)))
             for name, run in (("independent", lambda: _run("ours", *flags)),
-                              ("independent at once", lambda: _run("ours", *flags, *stacks)),
+                              ("independent models_at_once", lambda: _run("ours", *flags, *stacks)),
                               ("shared_order", lambda: _run("ours", *flags, "--shared-order")),
-                              ("shared_order at once", lambda: _run("ours", *flags, "--shared-order", *stacks)),
+                              ("shared_order models_at_once", lambda: _run("ours", *flags, "--shared-order", *stacks)),
                               ("sequential", lambda: _run("sequential", *flags)),
                               ("naive_vmap", lambda: _run("naive_vmap", *flags))):
                 results["sweep"].setdefault(f"{name} {seeds}", []).append(run())
