@@ -85,7 +85,10 @@ def over_models(fn, tree, models_at_once: int = 0, axis: int = 0):
     of g × D. Every stack then has the same shapes on any number of devices, so the results are the same
     bit for bit (`tests/test_devices.py`), at the cost of the padding and of narrower products (a linear
     sweep's wide GEMM is g models wide; `benchmarks/README.md` measures both ways). Raises ValueError
-    when the leaves disagree on S, or when an output leaf has no axis of g at `axis`."""
+    when models_at_once is not an int ≥ 0, when the leaves disagree on S, or when an output leaf has no
+    axis of g at `axis`."""
+    if not isinstance(models_at_once, (int, np.integer)) or isinstance(models_at_once, bool) or models_at_once < 0:
+        raise ValueError(f"models_at_once must be an int ≥ 0, got {models_at_once!r}.")
     if not models_at_once:
         return fn(split_models(tree))
     devices, g = jax.device_count(), models_at_once

@@ -67,17 +67,19 @@ def main(out: str) -> None:
 
 
 def stacks(count: int, at_once: int) -> np.ndarray:
-    """`sharding.over_models` on `count` stand-in models, `at_once` at a time (on 8 devices, 19 models in
-    stacks of 2 are two stacks per device), against numpy: every model's output in its place."""
+    """`sharding.over_models` on `count` stand-in models (two leaves, w and b), `at_once` at a time, against
+    numpy: every model's output in its place, with the model axis where `fn` put it, the padding cut off (on
+    8 devices, 19 models in stacks of 2 are two stacks per device). Returns the outputs `(2, count, 6, 3)`."""
     rng = np.random.default_rng(0)
-    w, x = rng.normal(size=(count, 4, 3)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    w, b, x = (rng.normal(size=shape).astype(np.float32) for shape in ((count, 4, 3), (count, 3), (6, 4)))
 
     def fn(stack):  # (2, S', 6, 3): the model axis second
-        out = jnp.einsum("nd,sdk->snk", x, stack)
+        out = jnp.einsum("nd,sdk->snk", x, stack["w"]) + stack["b"][:, None, :]
         return jnp.stack([out, -out])
 
-    out = np.asarray(jax.jit(lambda t: sharding.cut(sharding.over_models(fn, t, at_once, axis=1), count, axis=1))(w))
-    expected = np.einsum("nd,sdk->snk", x, w)
+    out = np.asarray(jax.jit(lambda tree: sharding.cut(sharding.over_models(fn, tree, at_once, axis=1), count,
+                                                       axis=1))({"w": w, "b": b}))
+    expected = np.einsum("nd,sdk->snk", x, w) + b[:, None, :]
     np.testing.assert_allclose(out, np.stack([expected, -expected]), rtol=1e-5, atol=1e-5)
     return out
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import sharded_sweep
 from realdata import mnist
 
 from mnist_linear import compiling, models, sharding, tasks, train
@@ -39,19 +40,11 @@ def test_padding_and_cutting_give_back_the_models():
 
 @pytest.mark.parametrize("at_once", [0, 1, 2, 3, 7])
 def test_models_at_once_computes_every_model_with_its_own_parameters(at_once):
-    """`over_models` with g models at a time: the S models' outputs in order, with the model axis where
-    `fn` put it, against numpy; padding (S = 5 in stacks of 2, 3 or 7) cut off."""
-    rng = np.random.default_rng(0)
-    w, b, x = rng.normal(size=(5, 4, 3)), rng.normal(size=(5, 3)), rng.normal(size=(6, 4))
-    tree = {"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
-
-    def fn(stack):  # (2, S', 6, 3): the model axis second
-        out = jnp.einsum("nd,sdk->snk", x.astype(np.float32), stack["w"]) + stack["b"][:, None, :]
-        return jnp.stack([out, -out])
-
-    out = jax.jit(lambda t: sharding.cut(sharding.over_models(fn, t, at_once, axis=1), 5, axis=1))(tree)
-    expected = np.einsum("nd,sdk->snk", x, w) + b[:, None, :]
-    np.testing.assert_allclose(np.asarray(out), np.stack([expected, -expected]), rtol=1e-5, atol=1e-5)
+    """`over_models` with g models at a time against numpy (`sharded_sweep.stacks`, which the 8-device
+    sweep also runs): S = 5 in stacks of 1, 2, 3 or 7, padding cut off. A negative g is refused."""
+    assert sharded_sweep.stacks(5, at_once).shape == (2, 5, 6, 3)
+    with pytest.raises(ValueError, match="models_at_once must be an int ≥ 0, got -1"):
+        jax.jit(lambda w: sharding.over_models(lambda stack: stack, w, -1))(jnp.zeros((5, 3)))
 
 
 def _sweep(tmp_path: Path, devices: int) -> dict:
